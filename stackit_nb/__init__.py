@@ -1,0 +1,51 @@
+"""stackit_nb: use STACKIT's AI models from a Jupyter notebook.
+
+The public API, loaded lazily so that ``import stackit_nb`` stays cheap (widgets, pillow and the
+local server are imported only when first used)::
+
+    import stackit_nb
+    from stackit_nb import STACKITChatGenerator
+
+    stackit_nb.connect()  # real STACKIT with STACKIT_API_KEY, else a local server
+    gen = STACKITChatGenerator(model="neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8")
+    print(gen.run("Tell me a joke.")["replies"][0].text)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that owns it
+_EXPORTS: dict[str, str] = {
+    "STACKITChatGenerator": "stackit_nb.generator",
+    "STACKITTextEmbedder": "stackit_nb.embedders",
+    "STACKITDocumentEmbedder": "stackit_nb.embedders",
+    "connect": "stackit_nb.connect",
+    "list_models": "stackit_nb.models",
+    "LocalSTACKIT": "stackit_nb.local",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from stackit_nb.connect import connect
+    from stackit_nb.embedders import STACKITDocumentEmbedder, STACKITTextEmbedder
+    from stackit_nb.generator import STACKITChatGenerator
+    from stackit_nb.local import LocalSTACKIT
+    from stackit_nb.models import list_models
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stackit_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,218 @@
+"""The ``stackit-nb`` command: ``serve``, ``lab``, ``chat`` and ``models``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+
+KEY_VAR = "STACKIT_API_KEY"
+URL_VAR = "STACKIT_API_BASE_URL"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from stackit_nb.local import LocalSTACKIT
+
+    try:
+        srv = LocalSTACKIT(
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            engine=args.engine,
+            ttft=args.ttft,
+            tokens_per_second=args.tokens_per_second,
+            allow_remote=args.allow_remote,
+            log_level="info" if args.verbose else "warning",
+        )
+        srv.start()
+    except (ValueError, OSError) as exc:
+        print(f"stackit-nb serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"Local STACKIT-compatible server on {srv.url} (engine: {srv.engine}). Ctrl+C stops it.")
+    print("Point clients at it with:")
+    print(f"  export {URL_VAR}={srv.url}")
+    print(f"  export {KEY_VAR}={srv.api_key}   # a local token, not a STACKIT key")
+    sys.stdout.flush()
+    _wait_for_signal()
+    srv.stop()
+    print("stopped.")
+    return 0
+
+
+def _wait_for_signal() -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass
+
+
+def _lab(args: argparse.Namespace) -> int:
+    """JupyterLab on the notebooks, with a local server when there is no STACKIT key."""
+    env = dict(os.environ)
+    env.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+    srv = None
+    if env.get(KEY_VAR):
+        print(f"stackit_nb: {KEY_VAR} is set - notebooks will talk to STACKIT.")
+    else:
+        from stackit_nb.local import LocalSTACKIT
+
+        srv = LocalSTACKIT(port=args.server_port, engine=args.engine).start()
+        env[URL_VAR], env[KEY_VAR] = srv.url, srv.api_key
+        print(
+            f"stackit_nb: no {KEY_VAR} set - started the local STACKIT-compatible server at "
+            f"{srv.url} ({srv.engine} engine); notebooks use it with no key and no network."
+        )
+    command = [
+        sys.executable, "-m", "jupyter", "lab",
+        "--ip=127.0.0.1", f"--port={args.port}", f"--notebook-dir={args.notebook_dir}",
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    if args.no_browser:
+        command.append("--no-browser")
+    process = subprocess.Popen(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # JupyterLab got the same Ctrl+C; give it time to shut its kernels down.
+        return process.wait()
+    finally:
+        if srv is not None:
+            srv.stop()
+
+
+# -- chat and models: talk to STACKIT, or to a local server when there is no key ----------------
+
+DEFAULT_CHAT_MODEL = "cortecs/Llama-3.3-70B-Instruct-FP8-Dynamic"
+DEFAULT_VISION_MODEL = "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"
+
+
+def _backend() -> object:
+    """connect() without its stdout line: stdout carries only the answer, stderr says where."""
+    from stackit_nb.connect import connect
+
+    conn = connect(quiet=True)
+    print(conn.line, file=sys.stderr, flush=True)
+    return conn
+
+
+def _chat(args: argparse.Namespace) -> int:
+    """Stream one reply to the terminal: the answer on stdout, reasoning and stats on stderr."""
+    import openai
+    from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
+
+    from stackit_nb.errors import STACKITError
+    from stackit_nb.generator import STACKITChatGenerator
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    parts: list[str | ImageContent] = [prompt]
+    if args.image:
+        try:
+            parts.append(ImageContent.from_file_path(args.image))
+        except (OSError, ValueError) as exc:
+            print(f"stackit-nb chat: cannot read image {args.image}: {exc}", file=sys.stderr)
+            return 2
+    messages = [ChatMessage.from_system(args.system)] if args.system else []
+    messages.append(ChatMessage.from_user(content_parts=parts))
+    model = args.model or (DEFAULT_VISION_MODEL if args.image else DEFAULT_CHAT_MODEL)
+
+    streamed: list[bool] = []
+
+    def show(chunk: StreamingChunk) -> None:
+        if chunk.reasoning:
+            print(chunk.reasoning.reasoning_text, end="", file=sys.stderr, flush=True)
+        if chunk.content:
+            print(chunk.content, end="", flush=True)
+            streamed.append(True)
+
+    conn = _backend()
+    try:
+        reply = STACKITChatGenerator(model=model).run(messages, streaming_callback=show)
+    except (STACKITError, openai.OpenAIError) as exc:
+        print(("\n" if streamed else "") + f"stackit-nb chat: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.stop()  # type: ignore[attr-defined]
+    meta = reply["replies"][0].meta
+    print()
+    usage = meta.get("usage") or {}
+    stats = [f"{model}", f"{usage.get('completion_tokens', '?')} tokens"]
+    if meta.get("time_to_first_token") is not None:
+        stats.append(f"first token after {meta['time_to_first_token']:.2f} s")
+    if meta.get("tokens_per_second"):
+        stats.append(f"{meta['tokens_per_second']:.0f} tokens/s")
+    print(f"[{', '.join(stats)}]", file=sys.stderr)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    """Print the models the endpoint serves, with kind, capabilities and context length."""
+    import openai
+
+    from stackit_nb.errors import STACKITError
+    from stackit_nb.models import list_models
+
+    conn = _backend()
+    try:
+        print(list_models())
+    except (STACKITError, openai.OpenAIError) as exc:
+        print(f"stackit-nb models: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.stop()  # type: ignore[attr-defined]
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackit-nb", description="STACKIT's AI models from notebooks and the terminal."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the local STACKIT-compatible server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = free)")
+    serve.add_argument("--engine", default="scripted", help="reply engine (default scripted)")
+    serve.add_argument("--api-key", default=None, help="token clients must send (default random)")
+    serve.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
+    serve.add_argument("--tokens-per-second", type=float, default=None, help="stream pace")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow binding a non-loopback address"
+    )
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.set_defaults(run=_serve)
+
+    lab = commands.add_parser("lab", help="JupyterLab on the tutorials (local server if no key)")
+    lab.add_argument("--port", type=int, default=8888, help="JupyterLab port (default 8888)")
+    lab.add_argument("--server-port", type=int, default=0, help="local server port (0 = free)")
+    lab.add_argument("--engine", default="scripted", help="local server engine")
+    lab.add_argument("--notebook-dir", default="notebooks", help="folder to open")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.set_defaults(run=_lab)
+
+    chat = commands.add_parser(
+        "chat", help="stream one reply (STACKIT with STACKIT_API_KEY, else a local server)"
+    )
+    chat.add_argument("prompt", help="what to ask; '-' reads it from stdin")
+    chat.add_argument("--model", default=None, help=f"model id (default {DEFAULT_CHAT_MODEL})")
+    chat.add_argument("--image", default=None, help="an image file to send with the prompt")
+    chat.add_argument("--system", default=None, help="a system prompt")
+    chat.set_defaults(run=_chat)
+
+    models = commands.add_parser("models", help="list the models the endpoint serves")
+    models.set_defaults(run=_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""The local STACKIT-compatible HTTP server: a FastAPI app speaking the OpenAI/vLLM wire format.
+
+It knows nothing of Haystack. Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions``
+(JSON and SSE), ``POST /v1/embeddings``, ``GET /health``, and the admin path ``/_local/...``
+(faults, request log, settings), which real STACKIT does not have and the API can never collide
+with. Run it with :class:`stackit_nb.local.LocalSTACKIT` or ``stackit-nb serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from stackit_nb.local import catalog, wire
+from stackit_nb.local.engines import Choice, ScriptedEngine
+from stackit_nb.local.faults import FAULT_STATUSES, Faults, RequestLog, StreamFault
+from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
+from stackit_nb.local.tokens import count_tokens
+from stackit_nb.local.validate import (
+    APIError,
+    ChatCompletionBody,
+    EmbeddingsBody,
+    model_or_404,
+    prepare_chat,
+)
+
+ENGINES = {"scripted": ScriptedEngine}
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    faults: Faults | None = None,
+    log: RequestLog | None = None,
+    engine: str = "scripted",
+) -> FastAPI:
+    """Build the ASGI app; the three state objects may be shared with the caller."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; available: {sorted(ENGINES)}")
+    settings = settings or ServerSettings()
+    faults = faults or Faults()
+    log = log or RequestLog()
+    chat_engine = ENGINES[engine]()
+    app = FastAPI(
+        title="stackit_nb local STACKIT-compatible server",
+        description="OpenAI-compatible chat completions, embeddings and models, offline.",
+        version="1",
+    )
+    app.state.settings, app.state.faults, app.state.log = settings, faults, log
+
+    def error_response(
+        status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        error_type = FAULT_STATUSES.get(status, "APIError")
+        body = wire.error_body(status, message, error_type, param=param, shape=settings.error_shape)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return error_response(400, "Malformed JSON body: send a JSON object.")
+        parts = []
+        for p in problems[:5]:
+            where = ".".join(str(x) for x in p.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {p.get('msg')}")
+        param = ".".join(str(x) for x in problems[0].get("loc", ())[1:2]) if problems else None
+        return error_response(400, "Invalid request: " + "; ".join(parts), param)
+
+    app.add_middleware(Guard, settings=settings, faults=faults, log=log, reply=error_response)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [m.to_openai() for m in catalog.MODELS]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str) -> dict[str, Any]:
+        return model_or_404(model_id).to_openai()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionBody) -> Response:
+        chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
+        choices = chat_engine.complete(chat_request)
+        completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        fields = wire.REASONING_FIELDS[settings.reasoning_field]
+        if not body.stream:
+            await _pace_whole(choices)
+            data = wire.completion(
+                completion_id, created, body.model, choices, prompt_tokens, fields
+            )
+            return JSONResponse(data)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = wire.ChunkWriter(
+            completion_id, created, body.model, include_usage=include_usage, reasoning_fields=fields
+        )
+        events = writer.events(choices, prompt_tokens)
+        return StreamingResponse(
+            _paced(events, faults.take_stream()),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingsBody) -> dict[str, Any]:
+        model = model_or_404(body.model)
+        if not model.supports("embedding"):
+            raise APIError(
+                400,
+                f"Model `{model.id}` is not an embedding model; embedding models: "
+                f"{', '.join(catalog.ids_with('embedding'))}.",
+                param="model",
+            )
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts:
+            raise APIError(400, "input must not be empty", param="input")
+        native = model.embedding_dimensions or 1024
+        dims = native
+        if body.dimensions is not None:
+            if not model.supports_dimensions:
+                raise APIError(
+                    400,
+                    f'Model "{model.id}" does not support matryoshka representation, changing '
+                    "output dimensions will lead to poor results.",
+                    param="dimensions",
+                )
+            if body.dimensions > native:
+                raise APIError(400, f"dimensions must be <= {native}", param="dimensions")
+            dims = body.dimensions
+        counts = [count_tokens(t) for t in texts]
+        for i, n_tokens in enumerate(counts):
+            if n_tokens > model.context_length:
+                raise APIError(
+                    400,
+                    f"input[{i}] has {n_tokens} tokens; this model's maximum context length is "
+                    f"{model.context_length} tokens. Split the text into smaller chunks.",
+                    param="input",
+                )
+        vectors = await asyncio.to_thread(chat_engine.embed, texts, dims)
+        total = sum(counts)
+        return {
+            "object": "list",
+            "data": [
+                wire.embedding_item(i, v, body.encoding_format) for i, v in enumerate(vectors)
+            ],
+            "model": body.model,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+        }
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    @app.get("/_local/config", include_in_schema=False)
+    async def get_config() -> dict[str, Any]:
+        return {"engine": engine, **settings.public()}
+
+    @app.post("/_local/config", include_in_schema=False)
+    async def set_config(request: Request) -> dict[str, Any]:
+        changes = await _json_object(request)
+        try:
+            settings.update(**changes)
+        except (TypeError, ValueError) as exc:
+            raise APIError(400, str(exc)) from None
+        return {"engine": engine, **settings.public()}
+
+    @app.get("/_local/faults", include_in_schema=False)
+    async def get_faults() -> dict[str, Any]:
+        return faults.snapshot()
+
+    @app.post("/_local/faults", include_in_schema=False)
+    async def add_fault(request: Request) -> dict[str, Any]:
+        try:
+            faults.add(await _json_object(request))
+        except (TypeError, ValueError) as exc:
+            raise APIError(400, f"bad fault: {exc}") from None
+        return faults.snapshot()
+
+    @app.delete("/_local/faults", include_in_schema=False)
+    async def clear_faults() -> dict[str, Any]:
+        faults.clear()
+        return faults.snapshot()
+
+    @app.get("/_local/requests", include_in_schema=False)
+    async def get_requests() -> dict[str, Any]:
+        return {"data": log.entries()}
+
+    @app.delete("/_local/requests", include_in_schema=False)
+    async def clear_requests() -> dict[str, Any]:
+        log.clear()
+        return {"data": []}
+
+    # -- helpers that need the settings ------------------------------------------------------------
+
+    async def _pace_whole(choices: list[Choice]) -> None:
+        """A non-streamed reply takes as long as streaming it would."""
+        delay = settings.ttft
+        if settings.tokens_per_second:
+            delay += max(c.completion_tokens for c in choices) / settings.tokens_per_second
+        await wait(settings, delay)
+
+    async def _paced(
+        events: Any, fault: StreamFault | None, flush_at: int = 64
+    ) -> AsyncIterator[str]:
+        """Send events at the configured pace, batching writes when nothing needs to wait."""
+        loop = asyncio.get_running_loop()
+        ttft, tps = settings.ttft, settings.tokens_per_second
+        start = loop.time()
+        buffer: list[str] = []
+        tokens = 0
+        for sent, (event, is_token) in enumerate(events):
+            if fault is not None and sent == fault.after_chunks:
+                if buffer:
+                    yield "".join(buffer)
+                    buffer.clear()
+                if fault.kind == "cut_stream":
+                    raise InjectedDisconnect("cut_stream fault")
+                if fault.kind == "malformed_chunk":
+                    yield wire.MALFORMED_EVENT
+                elif fault.kind == "stall_stream":
+                    await wait(settings, fault.seconds)
+                fault = None
+            if is_token:
+                due = start + ttft + (tokens / tps if tps else 0.0)
+                tokens += 1
+                if due - loop.time() > 0.0005:
+                    if buffer:
+                        yield "".join(buffer)
+                        buffer.clear()
+                    await wait(settings, due - loop.time())
+            buffer.append(event)
+            if len(buffer) >= flush_at:
+                yield "".join(buffer)
+                buffer.clear()
+                await wait(settings, 0)  # let other streams run
+        if buffer:
+            yield "".join(buffer)
+
+    return app
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise APIError(400, "Malformed JSON body: send a JSON object.") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "Send a JSON object.")
+    return data

@@ -1,0 +1,36 @@
+"""Shared fixtures: one local STACKIT-compatible server per test session, reset between tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+
+from stackit_nb.local import LocalSTACKIT
+
+DEFAULT_SETTINGS = {
+    "ttft": 0.0,
+    "tokens_per_second": None,
+    "reasoning_field": "both",
+    "error_shape": "openai",
+}
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[LocalSTACKIT]:
+    with LocalSTACKIT() as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(local_server: LocalSTACKIT) -> Iterator[LocalSTACKIT]:
+    """The session's server with no faults, default settings and an empty request log."""
+    local_server.faults.clear()
+    local_server.configure(**DEFAULT_SETTINGS)
+    local_server.clear_requests()
+    yield local_server
+    local_server.faults.clear()
+    local_server.configure(**DEFAULT_SETTINGS)
