@@ -23,15 +23,23 @@ _EXPORTS: dict[str, str] = {
     "STACKITChatGenerator": "stackit_nb.generator",
     "STACKITTextEmbedder": "stackit_nb.embedders",
     "STACKITDocumentEmbedder": "stackit_nb.embedders",
-    "connect": "stackit_nb.connect",
+    "connect": "stackit_nb.connection",
     "list_models": "stackit_nb.models",
     "LocalSTACKIT": "stackit_nb.local",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "LocalSTACKIT",
+    "STACKITChatGenerator",
+    "STACKITDocumentEmbedder",
+    "STACKITTextEmbedder",
+    "__version__",
+    "connect",
+    "list_models",
+]
 
 if TYPE_CHECKING:
-    from stackit_nb.connect import connect
+    from stackit_nb.connection import connect
     from stackit_nb.embedders import STACKITDocumentEmbedder, STACKITTextEmbedder
     from stackit_nb.generator import STACKITChatGenerator
     from stackit_nb.local import LocalSTACKIT

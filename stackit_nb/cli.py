@@ -94,7 +94,7 @@ DEFAULT_VISION_MODEL = "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"
 
 def _backend() -> object:
     """connect() without its stdout line: stdout carries only the answer, stderr says where."""
-    from stackit_nb.connect import connect
+    from stackit_nb.connection import connect
 
     conn = connect(quiet=True)
     print(conn.line, file=sys.stderr, flush=True)

@@ -1,0 +1,150 @@
+"""connect(): use STACKIT when a key is set, otherwise a local STACKIT-compatible server.
+
+After ``stackit_nb.connect()`` the documentation's examples run unchanged: the components read
+``STACKIT_API_KEY`` and follow ``STACKIT_API_BASE_URL``, which ``connect()`` sets for this process
+when it starts the local server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url, resolve_base_url
+
+if TYPE_CHECKING:
+    from stackit_nb.local import LocalSTACKIT
+
+_lock = threading.Lock()
+_current: Connection | None = None
+
+
+@dataclass
+class Connection:
+    """Which backend this process talks to; returned by :func:`connect`.
+
+    :param backend: ``"stackit"`` (the real service) or ``"local"`` (a local compatible server).
+    :param url: The OpenAI base URL in use.
+    :param detail: How it was chosen, e.g. ``"scripted engine"`` or ``"key from STACKIT_API_KEY"``.
+    :param server: The server ``connect()`` started, if it started one.
+    """
+
+    backend: str
+    url: str
+    detail: str
+    server: LocalSTACKIT | None = None
+    engine: str | None = None
+    _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def line(self) -> str:
+        """The one line ``connect()`` prints (never contains the key)."""
+        if self.backend == "stackit":
+            return f"stackit_nb: using STACKIT at {self.url} ({self.detail})"
+        if self.server is not None:
+            return (
+                f"stackit_nb: no {API_KEY_ENV} set - using the local STACKIT-compatible server "
+                f"at {self.url} ({self.detail})"
+            )
+        return f"stackit_nb: using a local STACKIT-compatible server at {self.url} ({self.detail})"
+
+    def stop(self) -> None:
+        """Stop the server ``connect()`` started and restore the environment it changed."""
+        global _current
+        with _lock:
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            for name, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self._saved_env = {}
+            if _current is self:
+                _current = None
+
+    def __str__(self) -> str:
+        return self.line
+
+    def _repr_markdown_(self) -> str:
+        where = "STACKIT" if self.backend == "stackit" else "a local STACKIT-compatible server"
+        text = f"**stackit_nb** uses {where} at `{self.url}` ({self.detail})."
+        if self.server is not None:
+            text += " `.stop()` shuts it down and restores the environment."
+        return text
+
+
+def connect(*, engine: str = "scripted", quiet: bool = False) -> Connection:
+    """Pick the backend for this process and say which, in one printed line.
+
+    - ``STACKIT_API_KEY`` set: use STACKIT (or, when ``STACKIT_API_BASE_URL`` points to this
+      machine, the local server it names, as ``make lab`` sets up).
+    - No key: start a local STACKIT-compatible server once per process and set
+      ``STACKIT_API_BASE_URL`` and ``STACKIT_API_KEY`` (a local token) for this process, so the
+      documentation's code runs unchanged. ``stop()`` on the result restores both.
+
+    Calling it again returns the same connection. The key is never printed.
+
+    :param engine: The local server's engine (``"scripted"`` is deterministic); ignored when a
+        key is set. Asking for another engine restarts the local server.
+    :param quiet: Do not print the line.
+    :returns: A :class:`Connection` (``.backend``, ``.url``, ``.stop()``).
+
+    Example::
+
+        import stackit_nb
+
+        conn = stackit_nb.connect()
+        conn.backend  # "stackit" or "local"
+    """
+    global _current
+    with _lock:
+        current = _current
+        if current is not None and not _still_valid(current):
+            current = _current = None
+    if current is not None and current.server is not None and current.engine != engine:
+        current.stop()
+        current = None
+    with _lock:
+        if current is None:
+            current = _current = _choose(engine)
+    if not quiet:
+        print(current.line, flush=True)
+    return current
+
+
+def _still_valid(conn: Connection) -> bool:
+    """Whether the environment still says what ``conn`` set up (nobody changed it since)."""
+    if conn.server is not None:
+        return (
+            conn.server.running
+            and os.environ.get(BASE_URL_ENV) == conn.url
+            and os.environ.get(API_KEY_ENV) == conn.server.api_key
+        )
+    return bool(os.environ.get(API_KEY_ENV)) and resolve_base_url(None) == conn.url
+
+
+def _choose(engine: str) -> Connection:
+    if os.environ.get(API_KEY_ENV):
+        url = resolve_base_url(None)
+        source = f"key from {API_KEY_ENV}"
+        if is_local_url(url):
+            return Connection("local", url, f"from {BASE_URL_ENV}; {source}")
+        return Connection("stackit", url, source)
+    from stackit_nb.local import LocalSTACKIT
+
+    server = LocalSTACKIT(engine=engine).start()
+    saved = {name: os.environ.get(name) for name in (BASE_URL_ENV, API_KEY_ENV)}
+    os.environ[BASE_URL_ENV] = server.url
+    os.environ[API_KEY_ENV] = server.api_key
+    return Connection(
+        "local", server.url, f"{engine} engine", server=server, engine=engine, _saved_env=saved
+    )
+
+
+def current() -> Connection | None:
+    """The connection :func:`connect` made in this process, if any."""
+    return _current

@@ -1,0 +1,143 @@
+"""Errors that help: each names what went wrong and what to do, and keeps openai's classes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+import openai
+import pytest
+from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
+from haystack.utils import Secret
+from PIL import Image
+
+from stackit_nb import STACKITChatGenerator
+from stackit_nb.errors import (
+    ImageNotSupportedError,
+    InvalidAPIKeyError,
+    ModelNotFoundError,
+    RateLimitedError,
+    StreamInterruptedError,
+)
+from stackit_nb.local import LocalSTACKIT
+
+CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
+
+
+@pytest.fixture(autouse=True)
+def _clean(server: LocalSTACKIT) -> Iterator[None]:
+    yield
+    server.faults.clear()
+    server.configure(error_shape="openai")
+
+
+def no_retries(model: str = CHAT, **kwargs: object) -> STACKITChatGenerator:
+    return STACKITChatGenerator(model=model, max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+def red_image(tmp_path: object) -> ImageContent:
+    path = f"{tmp_path}/red.jpg"
+    Image.new("RGB", (64, 64), (220, 20, 20)).save(path)
+    return ImageContent.from_file_path(path)
+
+
+@pytest.mark.parametrize("shape", ["openai", "vllm"])
+def test_unknown_model_lists_the_closest_ids(server: LocalSTACKIT, shape: str) -> None:
+    server.configure(error_shape=shape)
+    with pytest.raises(ModelNotFoundError) as info:
+        no_retries("gpt-oss-120").run("hi")
+    error = info.value
+    assert isinstance(error, openai.NotFoundError)  # `except openai.NotFoundError` still works
+    assert isinstance(error.__cause__, openai.NotFoundError)
+    assert error.suggestions[0] == "openai/gpt-oss-120b"
+    assert "openai/gpt-oss-120b" in str(error)
+    assert "does not exist" in str(error)  # the endpoint's own words are kept
+    assert "intfloat/e5-mistral-7b-instruct" not in str(error)  # chat models only
+
+
+def test_retired_model_suggests_a_current_one(server: LocalSTACKIT) -> None:
+    with pytest.raises(ModelNotFoundError) as info:
+        no_retries("neuralmagic/Meta-Llama-3.1-405B-Instruct-FP8").run("hi")
+    assert any("Llama-3.1" in s for s in info.value.suggestions)
+
+
+async def test_unknown_model_in_run_async(server: LocalSTACKIT) -> None:
+    with pytest.raises(ModelNotFoundError) as info:
+        await no_retries("google/gemma-3-72b-it").run_async("hi")
+    assert "google/gemma-3-27b-it" in info.value.suggestions
+
+
+def test_image_to_a_text_model_names_vision_models(server: LocalSTACKIT, tmp_path: object) -> None:
+    message = ChatMessage.from_user(content_parts=["What is this?", red_image(tmp_path)])
+    with pytest.raises(ImageNotSupportedError) as info:
+        no_retries().run([message])
+    error = info.value
+    assert isinstance(error, openai.BadRequestError)
+    assert "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8" in error.vision_models
+    assert CHAT not in error.vision_models
+    assert f"'{CHAT}' does not accept images" in str(error)
+
+
+def test_rate_limit_says_when_to_retry(server: LocalSTACKIT) -> None:
+    server.faults.fail(status=429, retry_after=7, times=1)
+    with pytest.raises(openai.RateLimitError) as info:
+        no_retries().run("hi")
+    error = info.value
+    assert isinstance(error, RateLimitedError)
+    assert error.retry_after == 7
+    assert "Retry after 7 s" in str(error)
+    assert error.status_code == 429
+
+
+def test_rate_limit_is_retried_by_default(server: LocalSTACKIT) -> None:
+    server.clear_requests()
+    server.faults.fail(status=429, retry_after=0.2, times=1)
+    reply = STACKITChatGenerator(model=CHAT, max_retries=2).run("Tell me a joke.")
+    assert reply["replies"][0].text
+    paths = [r["path"] for r in server.requests]
+    assert paths == ["/v1/chat/completions", "/v1/chat/completions"]  # one 429, one success
+
+
+def test_rejected_key_is_explained_and_never_shown(server: LocalSTACKIT) -> None:
+    secret = "sk-this-must-never-appear-0123456789"
+    generator = no_retries(api_key=Secret.from_token(secret))
+    with pytest.raises(InvalidAPIKeyError) as info:
+        generator.run("hi")
+    error = info.value
+    assert isinstance(error, openai.AuthenticationError)
+    assert "STACKIT_API_KEY" in str(error)
+    for text in (str(error), repr(error), str(error.__cause__), repr(generator)):
+        assert secret not in text
+
+
+def test_other_errors_pass_through_unchanged(server: LocalSTACKIT) -> None:
+    server.faults.fail(status=500, times=1)
+    with pytest.raises(openai.InternalServerError) as info:
+        no_retries().run("hi")
+    assert type(info.value) is openai.InternalServerError
+
+
+@pytest.mark.parametrize("fault", ["cut_stream", "malformed_chunk"])
+def test_broken_stream_keeps_the_partial_reply(server: LocalSTACKIT, fault: str) -> None:
+    getattr(server.faults, fault)(after_chunks=4)
+    received: list[StreamingChunk] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        no_retries().run("Write 500 tokens about rivers", streaming_callback=received.append)
+    error = info.value
+    assert isinstance(error, openai.APIConnectionError)
+    assert error.partial is not None
+    assert error.partial.text  # what arrived before the break
+    assert error.partial.text == "".join(c.content for c in received)
+    assert "broke off" in str(error)
+
+
+async def test_broken_stream_in_run_async(server: LocalSTACKIT) -> None:
+    server.faults.cut_stream(after_chunks=3)
+
+    async def callback(chunk: object) -> None:
+        pass
+
+    with pytest.raises(StreamInterruptedError):
+        await no_retries().run_async("Tell me a joke.", streaming_callback=callback)
