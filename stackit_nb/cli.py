@@ -76,11 +76,18 @@ def _lab(args: argparse.Namespace) -> int:
     if args.no_browser:
         command.append("--no-browser")
     process = subprocess.Popen(command, env=env)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        # JupyterLab got the same Ctrl+C; give it time to shut its kernels down.
-        return process.wait()
+        # A terminal's Ctrl+C also reached JupyterLab, which would ask for confirmation;
+        # SIGTERM makes it shut its kernels down and exit without asking.
+        process.terminate()
+        try:
+            return process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
     finally:
         if srv is not None:
             srv.stop()
@@ -166,6 +173,10 @@ def _models(args: argparse.Namespace) -> int:
     finally:
         conn.stop()  # type: ignore[attr-defined]
     return 0
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
