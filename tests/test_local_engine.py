@@ -109,7 +109,7 @@ def test_truncate_tokens_is_consistent_with_counting() -> None:
 def test_count_prompt_tokens() -> None:
     text = [{"role": "user", "content": "Hello there"}]
     assert count_prompt_tokens(text) == 4 + 2 + 3
-    assert count_prompt_tokens(text, image_tokens=765) == 4 + 2 + 3 + 765
+    assert count_prompt_tokens(text, image_tokens=414) == 4 + 2 + 3 + 414
     parts = [
         {
             "role": "user",
@@ -132,11 +132,15 @@ def test_count_prompt_tokens() -> None:
 
 @pytest.mark.parametrize(
     ("size", "tokens"),
-    [((512, 512), 255), ((1024, 1024), 765), ((2048, 4096), 1105), ((100, 50), 255),
-     ((4000, 3000), 765), ((0, 0), 255)],
+    [((28, 28), 1), ((640, 480), 23 * 18), ((1024, 768), 37 * 28), ((100, 50), 4 * 2),
+     ((4032, 3024), 144 * 108), ((0, 0), 1)],
 )  # fmt: skip
-def test_image_tokens_follow_openai_tiling(size: tuple[int, int], tokens: int) -> None:
+def test_image_tokens_count_28_pixel_patches(size: tuple[int, int], tokens: int) -> None:
     assert image_tokens(*size) == tokens
+
+
+def test_image_tokens_are_capped_for_huge_images() -> None:
+    assert 15_000 < image_tokens(8000, 6000) <= 16384
 
 
 # ---- reply shapes -----------------------------------------------------------------------------

@@ -77,13 +77,19 @@ def count_prompt_tokens(messages: list[dict], image_tokens: int = 0) -> int:
     return total
 
 
+IMAGE_PATCH = 28  # pixels per side of one image token (Qwen-VL's 14 px patches, merged 2x2)
+MAX_IMAGE_TOKENS = 16384  # larger images are scaled down to this budget first
+
+
 def image_tokens(width: int, height: int) -> int:
-    """Tokens an image costs, like OpenAI's high-detail tiling (85 + 170 per 512 px tile)."""
-    w, h = float(max(int(width), 1)), float(max(int(height), 1))
-    # First fit inside a 2048 x 2048 square, then shrink so the shortest side is at most 768.
-    scale = min(1.0, 2048 / max(w, h))
-    w, h = w * scale, h * scale
-    scale = min(1.0, 768 / min(w, h))
-    w, h = w * scale, h * scale
-    tiles = math.ceil(w / 512) * math.ceil(h / 512)
-    return 85 + 170 * tiles
+    """Tokens an image costs, counted like Qwen-VL: one token per 28x28 pixel patch.
+
+    Unlike OpenAI's tiling (which scales every photo to about 768 px first), the cost grows with
+    the pixels sent, as on STACKIT's Qwen-VL models: scaling a photo down before sending it pays.
+    """
+    w, h = max(int(width), 1), max(int(height), 1)
+    tokens = math.ceil(w / IMAGE_PATCH) * math.ceil(h / IMAGE_PATCH)
+    if tokens > MAX_IMAGE_TOKENS:
+        scale = math.sqrt(MAX_IMAGE_TOKENS / tokens)
+        tokens = math.floor(w * scale / IMAGE_PATCH) * math.floor(h * scale / IMAGE_PATCH)
+    return max(tokens, 1)
