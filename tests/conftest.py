@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
-
-# The suite, notebook kernels included, runs against local servers whatever the developer's shell
-# holds. A real STACKIT key is set aside under REAL_KEY_ENV for the tests that need one.
-REAL_KEY_ENV = "STACKIT_NB_TEST_REAL_KEY"
-_key = os.environ.pop("STACKIT_API_KEY", None)
-_url = os.environ.pop("STACKIT_API_BASE_URL", None)
-if _key and not (_url and ("127.0.0.1" in _url or "localhost" in _url)):
-    os.environ[REAL_KEY_ENV] = _key
-
-from stackit_nb.local import LocalSTACKIT  # noqa: E402
+from stackit_nb.local import LocalSTACKIT
 
 DEFAULT_SETTINGS = {
     "ttft": 0.0,

@@ -14,7 +14,12 @@ COMMAND = str(Path(sys.executable).with_name("stackit-nb"))
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKIT_")}
+    # no key or URL; the conftest's engine pin (STACKIT_NB_ENGINE) stays: replies are scripted
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STACKIT_") or k == "STACKIT_NB_ENGINE"
+    }
     env["HAYSTACK_TELEMETRY_ENABLED"] = "False"
     return subprocess.run(
         [COMMAND, *args], env=env, input=stdin, capture_output=True, text=True, timeout=90

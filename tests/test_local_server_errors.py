@@ -323,7 +323,7 @@ def test_serve_command(tmp_path: Any) -> None:
     )
     assert refused.returncode == 2 and "--allow-remote" in refused.stderr
     proc = subprocess.Popen(
-        [*exe, "serve", "--port", "0", "--api-key", "local-test-token"],
+        [*exe, "serve", "--port", "0", "--api-key", "local-test-token", "--engine", "scripted"],
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:

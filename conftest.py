@@ -1,0 +1,23 @@
+"""The environment every test and notebook kernel runs in (pytest loads this file first).
+
+It lives at the root so that it also applies when only the notebooks are collected
+(``pytest notebooks``): their kernels inherit this process's environment.
+"""
+
+import os
+
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+
+# The suite, notebook kernels included, runs against local servers whatever the developer's shell
+# holds. A real STACKIT key is set aside under REAL_KEY_ENV for the tests that need one.
+REAL_KEY_ENV = "STACKIT_NB_TEST_REAL_KEY"
+_key = os.environ.pop("STACKIT_API_KEY", None)
+_url = os.environ.pop("STACKIT_API_BASE_URL", None)
+if _key and not (_url and ("127.0.0.1" in _url or "localhost" in _url)):
+    os.environ[REAL_KEY_ENV] = _key
+
+# connect(), `stackit-nb serve` and `lab` pick their engine with "auto": the real small model when
+# it is installed. Tests and notebook kernels (which inherit this environment) stay on the
+# deterministic scripted engine; tests/test_local_smollm2.py asks for smollm2 by name. A test that
+# strips STACKIT_* from a child's environment must keep this one (or pass --engine scripted).
+os.environ["STACKIT_NB_ENGINE"] = "scripted"

