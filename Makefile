@@ -14,7 +14,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_STAMP := $(VENV)/.stackit-nb-local-llm
 ENGINE_FAILED := stackit_nb: the local model engine did not build (see above); the local server uses the scripted engine.
 
-.PHONY: lab test lint install local-llm clean
+.PHONY: lab test lint install local-llm bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "stackit_nb needs Python >= 3.11" or 0)'
@@ -53,6 +53,11 @@ lint: $(STAMP)
 test: lint
 	@$(MAKE) --no-print-directory local-llm || { [ -z "$$CI" ] && echo "$(ENGINE_FAILED)"; }
 	$(BIN)/python -m pytest
+
+## Benchmarks: each prints ratios against a baseline measured in the same run (bench/results/*.json).
+bench: $(STAMP)
+	@$(MAKE) --no-print-directory local-llm || echo "$(ENGINE_FAILED)"
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache artifacts
