@@ -1,0 +1,61 @@
+"""The committed tutorials are fit to share: executed, no secrets, no local paths, no raw uploads.
+
+(That re-running them gives the committed outputs is checked by strict nbval on notebooks/.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+# What a leak would look like: a local server token, a bearer header, a key-like assignment.
+SECRET_PATTERNS = [
+    re.compile(r"local-[A-Za-z0-9_-]{20,}"),
+    re.compile(r"Bearer\s+[A-Za-z0-9._-]{8,}"),
+    re.compile(r"STACKIT_API_KEY['\"]?\s*[:=]\s*['\"][^'\"]{8,}"),
+]
+LOCAL_PATHS = re.compile(r"(?<![\w.])/(?:work|tmp|root|home|Users|var/folders)/")
+MAX_WIDGET_STATE_BYTES = 200_000  # thumbnails and text only: an uploaded photo would be larger
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def notebook(request: pytest.FixtureRequest) -> tuple[Path, dict]:
+    path: Path = request.param
+    return path, json.loads(path.read_text())
+
+
+def test_there_are_tutorials() -> None:
+    assert len(NOTEBOOKS) >= 5
+    assert [p.name[:2] for p in NOTEBOOKS] == sorted(p.name[:2] for p in NOTEBOOKS)
+
+
+def test_every_code_cell_was_executed_in_order(notebook: tuple[Path, dict]) -> None:
+    _, nb = notebook
+    counts = [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"]
+    assert counts and None not in counts, "run the notebook and save it with its outputs"
+    assert counts == sorted(counts) and counts[0] == 1, "run it top to bottom in a fresh kernel"
+
+
+def test_no_secret_and_no_local_path(notebook: tuple[Path, dict]) -> None:
+    path, _ = notebook
+    text = path.read_text()
+    for pattern in SECRET_PATTERNS:
+        assert not pattern.search(text), f"{path.name} contains something like a secret"
+    match = LOCAL_PATHS.search(text)
+    where = text[match.start() : match.start() + 60] if match else ""
+    assert match is None, f"{path.name} contains a local path: {where!r}"
+
+
+def test_widget_state_holds_no_uploaded_bytes(notebook: tuple[Path, dict]) -> None:
+    path, nb = notebook
+    state = nb.get("metadata", {}).get("widgets", {})
+    size = len(json.dumps(state))
+    assert size < MAX_WIDGET_STATE_BYTES, f"{path.name} saves {size} bytes of widget state"
+    models = state.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for model in models.values():
+        if model.get("model_name") == "FileUploadModel":
+            assert not model.get("state", {}).get("value"), f"{path.name} keeps uploaded files"
