@@ -389,7 +389,8 @@ def _to_8bit(image: Image.Image, icc: bytes | None) -> Image.Image:
     if mode.startswith("I;16"):
         return image.convert("I").point(lambda v: v / 257).convert("L")
     if mode in ("I", "F"):
-        low, high = image.getextrema()
+        low, high = image.getextrema()  # single-band modes: two numbers, not per-band tuples
+        assert isinstance(low, (int, float)) and isinstance(high, (int, float))
         if mode == "I" and low >= 0 and high <= 65535:  # 16-bit values in a 32-bit image
             low, high = 0, 65535
         scale = 255 / (high - low) if high > low else 1.0

@@ -105,7 +105,7 @@ class MarkdownBlocks:
             char, length = self._fence
             closing = _FENCE.match(line)
             is_end = closing and closing[2][0] == char and len(closing[2]) >= length
-            if is_end and not closing[3].strip():
+            if closing is not None and is_end and not closing[3].strip():
                 self._fence = None
                 # a closed fence at the margin cannot continue: freeze it (not inside a list)
                 return end if self._fence_at_margin else None
