@@ -57,3 +57,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext stackit_nb``: register the ``%%stackit`` magic (see :mod:`stackit_nb.magic`)."""
+    from stackit_nb.magic import load_ipython_extension as load
+
+    load(ipython)

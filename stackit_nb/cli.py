@@ -110,9 +110,6 @@ def _lab(args: argparse.Namespace) -> int:
 
 # -- chat and models: talk to STACKIT, or to a local server when there is no key ----------------
 
-DEFAULT_CHAT_MODEL = "cortecs/Llama-3.3-70B-Instruct-FP8-Dynamic"
-DEFAULT_VISION_MODEL = "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"
-
 
 def _backend() -> object:
     """connect() without its stdout line: stdout carries only the answer, stderr says where."""
@@ -130,13 +127,15 @@ def _chat(args: argparse.Namespace) -> int:
 
     from stackit_nb.errors import STACKITError
     from stackit_nb.generator import STACKITChatGenerator
+    from stackit_nb.images import ImageError, to_image_content
+    from stackit_nb.models import DEFAULT_CHAT_MODEL, DEFAULT_VISION_MODEL
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     parts: list[str | ImageContent] = [prompt]
     if args.image:
         try:
-            parts.append(ImageContent.from_file_path(args.image))
-        except (OSError, ValueError) as exc:
+            parts.append(to_image_content(args.image))  # upright, scaled to what models use
+        except (OSError, ImageError) as exc:
             print(f"stackit-nb chat: cannot read image {args.image}: {exc}", file=sys.stderr)
             return 2
     messages = [ChatMessage.from_system(args.system)] if args.system else []
@@ -232,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         "chat", help="stream one reply (STACKIT with STACKIT_API_KEY, else a local server)"
     )
     chat.add_argument("prompt", help="what to ask; '-' reads it from stdin")
-    chat.add_argument("--model", default=None, help=f"model id (default {DEFAULT_CHAT_MODEL})")
+    chat.add_argument(
+        "--model",
+        default=None,
+        help="model id (default: a current chat model, a vision model with --image)",
+    )
     chat.add_argument("--image", default=None, help="an image file to send with the prompt")
     chat.add_argument("--system", default=None, help="a system prompt")
     chat.set_defaults(run=_chat)

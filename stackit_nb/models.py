@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
 # What is known about STACKIT's shared models: id -> (kind, capabilities, context length).
+#: What the CLI and the %%stackit magic use when no model is named (a current shared model each).
+DEFAULT_CHAT_MODEL = "cortecs/Llama-3.3-70B-Instruct-FP8-Dynamic"
+DEFAULT_VISION_MODEL = "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"
+
 _KNOWN: dict[str, tuple[str, tuple[str, ...], int | None]] = {
     "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8": ("chat", ("vision",), 218_000),
     "google/gemma-3-27b-it": ("chat", ("vision",), 37_000),
