@@ -1,14 +1,17 @@
 // Live view of a streamed reply (stackit_nb.widgets.StreamingDisplay).
 // The kernel sends {ops: [...]} custom messages; _markdown.HtmlDiff documents the operations.
 // State is kept per model (not per view), so a view opened later shows everything so far.
+// anywidget gives initialize() and every render() a different wrapper of the model: the state
+// is found by the model's `_key` (set by the kernel), not by the wrapper object.
 
-const stores = new WeakMap();
+const stores = new Map();
 
 function storeOf(model) {
-  let store = stores.get(model);
+  const key = model.get("_key");
+  let store = stores.get(key);
   if (!store) {
     store = { sections: [], footer: "", error: "", handover: false, views: new Set() };
-    stores.set(model, store);
+    stores.set(key, store);
   }
   return store;
 }
@@ -46,7 +49,10 @@ function initialize({ model }) {
     for (const view of store.views) view(effects);
   };
   model.on("msg:custom", onMessage);
-  return () => model.off("msg:custom", onMessage);
+  return () => {
+    model.off("msg:custom", onMessage);
+    stores.delete(model.get("_key"));
+  };
 }
 
 function fragment(html) {

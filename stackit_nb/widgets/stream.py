@@ -42,6 +42,11 @@ How it reaches the browser, and why:
   works, with Haystack's warning that a sync callback runs on the event loop).
 
 Every display keeps its own state (no globals), so several can stream at once, also from threads.
+
+**Embedded** (``StreamingDisplay(show=False)``): the display shows nothing by itself (no output,
+no saved-notebook copy, no hand-over, no printing); its owner places :attr:`widget`, the live
+view of the current reply, inside its own layout (``ChatWidget`` does) and ends each reply with
+:meth:`finish` or :meth:`fail`. Updates still go out as diffs, at the same rate.
 """
 
 from __future__ import annotations
@@ -91,13 +96,22 @@ def _kernel_shell() -> Any:
 @functools.cache
 def _view_class() -> type:
     """The widget class, built on first use so that terminals never import ipywidgets."""
+    import uuid
+
     import anywidget
+    import traitlets
 
     render_markdown("*warm*")  # mistune compiles its rules on first use: not at the first token
 
     class StreamView(anywidget.AnyWidget):  # type: ignore[misc]
         _esm = Path(__file__).with_name("stream.js").read_text(encoding="utf-8")
         _css = ".snb-live.snb-waiting::before{content:'…';color:var(--jp-ui-font-color2,#757575)}"
+        # anywidget hands initialize() and each render() a different wrapper of the model, so
+        # the front end finds a model's state by this key rather than by the model object
+        _key = traitlets.Unicode().tag(sync=True)
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(_key=uuid.uuid4().hex, **kwargs)
 
     return StreamView
 
@@ -112,6 +126,8 @@ class StreamingDisplay:
 
     :param interval: Seconds per front-end message (0.05: at most 20 a second).
     :param out: Where terminal output goes (default: ``sys.stdout`` at the time of writing).
+    :param show: ``False`` embeds the display in another widget: it never shows or prints
+        anything itself; place :attr:`widget` where the reply should appear.
 
     Example::
 
@@ -130,8 +146,11 @@ class StreamingDisplay:
             gen.run("Once more.", streaming_callback=display)
     """
 
-    def __init__(self, *, interval: float = _INTERVAL, out: TextIO | None = None) -> None:
+    def __init__(
+        self, *, interval: float = _INTERVAL, out: TextIO | None = None, show: bool = True
+    ) -> None:
         self._interval = interval
+        self._embedded = not show
         self._out = out
         self._lock = threading.RLock()
         self._live: _Live | None = None
@@ -143,7 +162,12 @@ class StreamingDisplay:
         self._cell: int | None = None  # the running cell, None between cells
         self._spare_view: Any = None
         self._shell = _kernel_shell()
-        if self._shell is not None:
+        if self._embedded:
+            # its owner decides what is shown and when a reply ends: no cells to follow; a view
+            # is wanted with or without a kernel (widgets work headless too)
+            self._shell = None
+            self._spare_view = _view_class()()
+        elif self._shell is not None:
             # made in a cell (the usual case): that cell counts as cell 0
             self._cell = 0 if threading.current_thread() is threading.main_thread() else None
             self._watch_cells(self._shell)
@@ -222,6 +246,20 @@ class StreamingDisplay:
             self.finish()
 
     @property
+    def widget(self) -> Any:
+        """The live view of the current reply, for embedding (``show=False``).
+
+        Asked for before the first chunk (or after the last reply ended), it starts the next
+        reply, so the owner can place the view before anything arrives. ``None`` when the
+        display is not embedded and has no view (terminal, or before the first chunk).
+        """
+        with self._lock:
+            live = self._live
+            if self._embedded and (live is None or live.finalized):
+                live = self._start_reply(show=False)
+            return live.view if live is not None else None
+
+    @property
     def text(self) -> str:
         """The text of the current (or last) reply so far."""
         return self._live.reply.text_of("text") if self._live is not None else ""
@@ -251,7 +289,10 @@ class StreamingDisplay:
     def _start_reply(self, show: bool = True) -> _Live:
         live = _Live(Reply(started=self._mark), self._cell)
         self._live = live
-        if self._shell is not None:
+        if self._embedded:
+            live.view, self._spare_view = self._spare_view or _view_class()(), None
+            live.shown = True  # its owner shows it; the reply streams into it as diffs
+        elif self._shell is not None:
             try:
                 live.view, self._spare_view = self._spare_view or _view_class()(), None
             except ImportError as exc:  # no widget support installed: print instead
@@ -278,7 +319,7 @@ class StreamingDisplay:
         self._budget_at = max(self._budget_at, time.perf_counter()) + messages * self._interval
 
     def _schedule(self, live: _Live, now: float, force: bool) -> None:
-        if self._shell is None:
+        if self._shell is None and not self._embedded:
             self._print(live)
         elif force or now >= self._budget_at:
             self._flush(live)
@@ -305,6 +346,9 @@ class StreamingDisplay:
         self._flush_timer = self._end_timer = None
         live.finalized = True
         live.reply.close(error)
+        if self._embedded:  # the final text and footer; what happens next is the owner's call
+            self._flush(live, live.reply.ops(final=True))
+            return
         if self._shell is None:
             self._print(live)
             self._write(self._plain_footer(live.reply))
