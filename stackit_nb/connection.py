@@ -66,6 +66,28 @@ class Connection:
             if _current is self:
                 _current = None
 
+    def configure(self, **settings: object) -> dict[str, object]:
+        """Change a local server's settings, e.g. ``tokens_per_second=300`` to pace it like a model.
+
+        Works for the server ``connect()`` started and for one it found through
+        ``STACKIT_API_BASE_URL`` (``make lab``), over the server's admin path. Settable: ``ttft``,
+        ``tokens_per_second``, ``reasoning_field``, ``error_shape``. Returns the new settings.
+        """
+        if self.backend != "local":
+            raise ValueError("configure() changes a local server; STACKIT has no such settings")
+        import httpx
+
+        key = os.environ.get(API_KEY_ENV, "")
+        response = httpx.post(
+            self.url.rstrip("/").removesuffix("/v1") + "/_local/config",
+            json=settings,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        if response.status_code != 200:
+            raise ValueError(f"the local server refused {sorted(settings)}: {response.text}")
+        return dict(response.json())
+
     def __str__(self) -> str:
         return self.line
 

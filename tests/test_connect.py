@@ -114,3 +114,12 @@ def test_markdown_repr(capsys: pytest.CaptureFixture) -> None:
     assert conn.url in conn._repr_markdown_()
     assert ".stop()" in conn._repr_markdown_()
     assert str(conn) == conn.line
+
+
+def test_configure_paces_the_local_server_it_points_at() -> None:
+    conn = stackit_nb.connect(quiet=True)
+    assert conn.configure(tokens_per_second=250)["tokens_per_second"] == 250
+    assert conn.server is not None and conn.server.settings.tokens_per_second == 250
+    with pytest.raises(ValueError, match="refused"):
+        conn.configure(api_key="nope")
+    conn.configure(tokens_per_second=None)
