@@ -59,6 +59,7 @@ class StreamCollector:
         self.component_info = ComponentInfo.from_component(component)
         self.started = started
         self.chunks: list[StreamingChunk] = []
+        self.finished = False  # a finish_reason arrived: the reply is complete
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self._blocks: dict[tuple[str, int], int] = {}
@@ -115,6 +116,7 @@ class StreamCollector:
         else:  # the role-only first chunk or a finish-only last one
             parts.append({"content": ""})
         finish = _FINISH_REASONS.get(choice.finish_reason) if choice.finish_reason else None
+        self.finished = self.finished or finish is not None
         if len(parts) > 1:  # each chunk gets its own meta, so a callback may change one safely
             return self._keep([{"meta": dict(meta), **p} for p in parts], finish)
         return self._keep([{"meta": meta, **parts[0]}], finish)

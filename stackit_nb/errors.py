@@ -68,7 +68,12 @@ def stream_interrupted(
     exc: Exception, request: Any, chunks: int, partial: Any
 ) -> StreamInterruptedError:
     """The error for a stream cut short (closed connection or an unreadable event)."""
-    what = "sent an unreadable event" if isinstance(exc, ValueError) else "closed the connection"
+    if isinstance(exc, EOFError):
+        what = "ended the stream without finishing the reply"
+    elif isinstance(exc, ValueError):
+        what = "sent an unreadable event"
+    else:
+        what = "closed the connection"
     host = request.url.host if request is not None else "the endpoint"
     message = (
         f"The stream from {host} broke off after {chunks} chunks: the server {what} before the "

@@ -254,6 +254,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
                     for raw in completion:
                         for chunk in collector.add(raw):
                             callback(chunk)
+                    _check_finished(collector)
                 except _STREAM_BREAKS as exc:
                     raise _interrupted(exc, completion, collector) from exc
                 replies = [collector.message()]
@@ -307,6 +308,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
                     async for raw in completion:
                         for chunk in collector.add(raw):
                             await _invoke_streaming_callback(callback, chunk)
+                    _check_finished(collector)
                 except asyncio.CancelledError:
                     # release the connection even though the task is being cancelled
                     await asyncio.shield(completion.close())
@@ -340,8 +342,15 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
         )
 
 
-# what a stream cut mid-way raises: a closed connection, or an event that is not JSON
-_STREAM_BREAKS = (openai.APIConnectionError, json.JSONDecodeError)
+# what a stream cut mid-way raises: a closed connection, an event that is not JSON, or an end
+# that never said the reply was finished
+_STREAM_BREAKS = (openai.APIConnectionError, json.JSONDecodeError, EOFError)
+
+
+def _check_finished(collector: StreamCollector) -> None:
+    """A stream that ends without a finish_reason lost its end (or was no stream at all)."""
+    if not collector.finished:
+        raise EOFError("the stream ended without a finish_reason")
 
 
 def _interrupted(exc: Exception, completion: Any, collector: StreamCollector) -> Exception:

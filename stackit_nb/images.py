@@ -179,7 +179,14 @@ def convert(
             raise _too_many_pixels(label, image.size)
         orientation = _orientation(image)
         original_size = image.size if orientation < 5 else image.size[::-1]
-        frames = int(getattr(image, "n_frames", 1))
+        try:
+            frames = int(getattr(image, "n_frames", 1))  # reads every frame header
+        except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError) as exc:
+            raise _error(
+                label,
+                f"has a damaged frame ({exc})",
+                "Open it in an image viewer, or re-export or re-download it.",
+            ) from exc
         icc = image.info.get("icc_profile")
         if max_side and source_format == "JPEG" and data is not None:  # not a caller's image
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 size, never below what we send

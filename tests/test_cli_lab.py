@@ -35,7 +35,11 @@ def test_lab_starts_a_local_server_and_jupyterlab_on_loopback(tmp_path: Path) ->
         "--port", str(port), "--notebook-dir", str(notebooks),
     ]  # fmt: skip
     proc = subprocess.Popen(
-        command, env=isolated_jupyter_env(tmp_path), stdout=subprocess.PIPE, text=True
+        command,
+        env=isolated_jupyter_env(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so a failed run can end JupyterLab too, not only our process
     )
     try:
         assert proc.stdout is not None
@@ -62,7 +66,7 @@ def test_lab_starts_a_local_server_and_jupyterlab_on_loopback(tmp_path: Path) ->
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             raise
     with socket.socket() as probe:  # the local server went away with it
         assert probe.connect_ex(("127.0.0.1", int(server_url.split(":")[2].split("/")[0]))) != 0

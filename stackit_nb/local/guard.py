@@ -25,7 +25,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 class ServerSettings:
     """What a running server can be told to change (``srv.configure(...)``)."""
 
-    api_key: str = field(default_factory=lambda: "local-" + secrets.token_urlsafe(24))
+    api_key: str = field(default_factory=lambda: "local-" + secrets.token_urlsafe(24), repr=False)
     ttft: float = 0.0  # seconds before the first generated piece
     tokens_per_second: float | None = None  # None: as fast as possible
     reasoning_field: str = "both"  # "both" | "reasoning" | "reasoning_content"
@@ -147,8 +147,10 @@ class Guard:
         return b"".join(chunks)
 
     async def _fault(self, path: str) -> Response | None:
-        await wait(self.settings, self.faults.current_latency())
+        # Take the queued fault first: a request stalled by the latency must not consume a
+        # fault that was queued, while it waited, for the requests after it.
         fault = self.faults.take_status(path)
+        await wait(self.settings, self.faults.current_latency())
         if fault is None:
             return None
         if fault.body is not None:
