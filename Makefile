@@ -14,7 +14,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_STAMP := $(VENV)/.stackit-nb-local-llm
 ENGINE_FAILED := stackit_nb: the local model engine did not build (see above); the local server uses the scripted engine.
 
-.PHONY: lab test lint install local-llm bench clean
+.PHONY: lab test lint install local-llm browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "stackit_nb needs Python >= 3.11" or 0)'
@@ -48,9 +48,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Every test: lint, unit and integration (real HTTP to the local server), notebooks.
+## Chromium for the browser tests (tests/browser): Debian's package, driven by playwright.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "The browser tests need Debian's chromium: sudo apt-get update && sudo apt-get install -y chromium"; \
+			echo "(or run only the other tests: $(BIN)/python -m pytest -m 'not browser')"; \
+			exit 1; \
+		fi; \
+		apt-get update && apt-get install -y chromium; \
+	fi
+
+## Every test: lint, unit and integration (real HTTP to the local server), notebooks, browser.
 ## Outside CI a failed engine build only skips the smollm2 tests; under CI (CI set) it fails.
-test: lint
+test: lint browser-deps
 	@$(MAKE) --no-print-directory local-llm || { [ -z "$$CI" ] && echo "$(ENGINE_FAILED)"; }
 	$(BIN)/python -m pytest
 

@@ -24,7 +24,13 @@ function render({ model, el }) {
     if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
     event.preventDefault();
     event.stopPropagation();
-    if (box.value.trim()) model.send({ event: "submit", text: box.value });
+    if (!box.value.trim()) return;
+    model.send({ event: "submit", text: box.value });
+    // Clear here too: the kernel's own reset could arrive before the last typed value and
+    // be overwritten by it, leaving the sent text in the box.
+    box.value = "";
+    model.set("value", "");
+    model.save_changes();
   });
   model.on("change:value change:placeholder change:disabled", sync);
   sync();
