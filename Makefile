@@ -47,6 +47,7 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy stackit_nb
 
 ## Chromium for the browser tests (tests/browser): Debian's package, driven by playwright.
 browser-deps:

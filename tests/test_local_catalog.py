@@ -15,7 +15,7 @@ from stackit_nb.local.catalog import (
     ids_with,
 )
 
-# The shared-model table (FACTS.md) and the reference integration's SUPPORTED_MODELS.
+# STACKIT's shared-model list and the reference integration's SUPPORTED_MODELS.
 CURRENT_CHAT = {
     "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8": {"vision"},
     "google/gemma-3-27b-it": {"vision"},
