@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from dataclasses import replace
@@ -25,6 +26,7 @@ from haystack.dataclasses.streaming_chunk import _invoke_streaming_callback
 from haystack.tools import ToolsType, deserialize_tools_or_toolset_inplace
 from haystack.utils import Secret, deserialize_callable
 from openai.lib._parsing._completions import type_to_response_format_param
+from openai.resources.chat.completions import Completions
 from pydantic import BaseModel, ValidationError
 
 from stackit_nb import errors
@@ -210,6 +212,14 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             tools_strict=tools_strict,
         )
         args.pop("openai_endpoint", None)
+        unknown = sorted(set(args) - _CREATE_PARAMETERS)
+        if unknown:
+            # The SDK would only say "unexpected keyword argument"; say where such settings go.
+            raise TypeError(
+                f"generation_kwargs {unknown} are not parameters of the chat completions API. "
+                "Check the spelling, or pass server-specific parameters through "
+                "generation_kwargs={'extra_body': {...}}."
+            )
         args["stream"] = callback is not None
         return args, response_format
 
@@ -341,6 +351,8 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             secret_value=client.api_key if client is not None else None,
         )
 
+
+_CREATE_PARAMETERS = frozenset(inspect.signature(Completions.create).parameters) - {"self"}
 
 # what a stream cut mid-way raises: a closed connection, an event that is not JSON, or an end
 # that never said the reply was finished
