@@ -21,3 +21,9 @@ if _key and not (_url and ("127.0.0.1" in _url or "localhost" in _url)):
 # deterministic scripted engine; tests/test_local_smollm2.py asks for smollm2 by name. A test that
 # strips STACKIT_* from a child's environment must keep this one (or pass --engine scripted).
 os.environ["STACKIT_NB_ENGINE"] = "scripted"
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Run the browser tests last: playwright's sync API keeps an event loop running in the main
+    thread until the session ends, which would break every asyncio test and notebook after it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
