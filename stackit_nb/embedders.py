@@ -18,7 +18,6 @@ from stackit_nb._common import (
     compatible_init_parameters,
     resolve_base_url,
 )
-from stackit_nb.models import afetch_models, fetch_models
 
 _EMBEDDING_MODELS = ["intfloat/e5-mistral-7b-instruct", "Qwen/Qwen3-VL-Embedding-8B"]
 _REFERENCE_PACKAGE = "haystack_integrations.components.embedders.stackit"
@@ -47,33 +46,12 @@ class _STACKITEmbedding(AsyncClientPerLoop):
             **client_settings(self.timeout, self.max_retries),
         }
 
-    def _better(self, exc: openai.APIStatusError, catalog: Any) -> openai.APIStatusError | None:
-        client = self.client or self.async_client
-        return errors.explain(
-            exc,
-            model=self.model,
-            kind="embedding",
-            catalog=catalog,
-            secret_value=client.api_key if client is not None else None,
-        )
-
     def _explained(self, exc: openai.APIStatusError) -> openai.APIStatusError | None:
-        catalog = None
-        if errors.wants_catalog(exc) and self.client is not None:
-            try:
-                catalog = fetch_models(self.client)
-            except openai.OpenAIError:
-                catalog = None  # the original error matters more than the suggestions
-        return self._better(exc, catalog)
+        return errors.explain_from(exc, self.client, model=self.model, kind="embedding")
 
     async def _explained_async(self, exc: openai.APIStatusError) -> openai.APIStatusError | None:
-        catalog = None
-        if errors.wants_catalog(exc) and self.async_client is not None:
-            try:
-                catalog = await afetch_models(self.async_client)
-            except openai.OpenAIError:
-                catalog = None
-        return self._better(exc, catalog)
+        client = self.async_client
+        return await errors.aexplain_from(exc, client, model=self.model, kind="embedding")
 
 
 @component

@@ -16,7 +16,7 @@ import openai
 from haystack.utils import Secret
 
 from stackit_nb._common import API_KEY_ENV
-from stackit_nb.models import ModelList, builtin_models
+from stackit_nb.models import ModelList, afetch_models, builtin_models, fetch_models
 
 _CONNECT_HINT = (
     "or call stackit_nb.connect() first: without a key it starts a local STACKIT-compatible "
@@ -225,3 +225,31 @@ def _model_not_found(
     new = ModelNotFoundError(" ".join(parts), response=exc.response, body=exc.body)
     new.suggestions = suggestions
     return new
+
+
+def explain_from(
+    exc: openai.APIStatusError, client: Any, *, model: str, kind: str
+) -> openai.APIStatusError | None:
+    """:func:`explain`, asking ``client``'s endpoint for its models when that helps."""
+    catalog = None
+    if wants_catalog(exc) and client is not None:
+        try:
+            catalog = fetch_models(client)
+        except openai.OpenAIError:
+            catalog = None  # the original error matters more than the suggestions
+    secret = client.api_key if client is not None else None
+    return explain(exc, model=model, kind=kind, catalog=catalog, secret_value=secret)
+
+
+async def aexplain_from(
+    exc: openai.APIStatusError, client: Any, *, model: str, kind: str
+) -> openai.APIStatusError | None:
+    """:func:`explain_from` for an async client."""
+    catalog = None
+    if wants_catalog(exc) and client is not None:
+        try:
+            catalog = await afetch_models(client)
+        except openai.OpenAIError:
+            catalog = None
+    secret = client.api_key if client is not None else None
+    return explain(exc, model=model, kind=kind, catalog=catalog, secret_value=secret)

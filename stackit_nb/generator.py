@@ -39,7 +39,6 @@ from stackit_nb._common import (
     resolve_base_url,
 )
 from stackit_nb._streaming import StreamCollector, reasoning_of
-from stackit_nb.models import afetch_models, fetch_models
 
 logger = logging.getLogger(__name__)
 
@@ -271,10 +270,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             else:
                 replies = _from_completion(completion, started)
         except openai.APIStatusError as exc:
-            catalog = None
-            if errors.wants_catalog(exc):
-                catalog = _best_effort(lambda: fetch_models(self.client))  # type: ignore[arg-type]
-            better = self._explain(exc, catalog)
+            better = errors.explain_from(exc, self.client, model=self.model, kind="chat")
             if better is None:
                 raise
             raise better from exc
@@ -329,27 +325,11 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             else:
                 replies = _from_completion(completion, started)
         except openai.APIStatusError as exc:
-            catalog = None
-            if errors.wants_catalog(exc):
-                try:
-                    catalog = await afetch_models(client)
-                except openai.OpenAIError:
-                    catalog = None  # the original error matters more than the suggestions
-            better = self._explain(exc, catalog)
+            better = await errors.aexplain_from(exc, client, model=self.model, kind="chat")
             if better is None:
                 raise
             raise better from exc
         return {"replies": _finish(replies, response_format)}
-
-    def _explain(self, exc: openai.APIStatusError, catalog: Any) -> openai.APIStatusError | None:
-        client = self.client or self.async_client
-        return errors.explain(
-            exc,
-            model=self.model,
-            kind="chat",
-            catalog=catalog,
-            secret_value=client.api_key if client is not None else None,
-        )
 
 
 _CREATE_PARAMETERS = frozenset(inspect.signature(Completions.create).parameters) - {"self"}
@@ -370,13 +350,6 @@ def _interrupted(exc: Exception, completion: Any, collector: StreamCollector) ->
     partial = collector.message() if collector.chunks else None
     request = response.request if response is not None else None
     return errors.stream_interrupted(exc, request, len(collector.chunks), partial)
-
-
-def _best_effort(fetch: Any) -> Any:
-    try:
-        return fetch()
-    except openai.OpenAIError:
-        return None  # the original error matters more than the suggestions
 
 
 def _from_completion(completion: Any, started: float) -> list[ChatMessage]:
