@@ -46,12 +46,63 @@ class _STACKITEmbedding(AsyncClientPerLoop):
             **client_settings(self.timeout, self.max_retries),
         }
 
-    def _explained(self, exc: openai.APIStatusError) -> openai.APIStatusError | None:
-        return errors.explain_from(exc, self.client, model=self.model, kind="embedding")
+    def warm_up(self) -> None:
+        """Create the OpenAI client (once), wrapped so that its errors say what to do."""
+        super().warm_up()  # type: ignore[misc]
+        if self.client is not None and not isinstance(self.client, _ExplainingClient):
+            self.client = _ExplainingClient(self.client, self.model)  # type: ignore[assignment]
 
-    async def _explained_async(self, exc: openai.APIStatusError) -> openai.APIStatusError | None:
+    async def warm_up_async(self) -> None:
+        """Create the async OpenAI client for the running event loop, wrapped like the sync one."""
+        await super().warm_up_async()
         client = self.async_client
-        return await errors.aexplain_from(exc, client, model=self.model, kind="embedding")
+        if client is not None and not isinstance(client, _ExplainingClient):
+            self.async_client = _ExplainingClient(client, self.model)  # type: ignore[assignment]
+
+
+class _ExplainingClient:
+    """An OpenAI client whose ``embeddings.create`` raises :mod:`stackit_nb.errors`' errors.
+
+    Both embedders call ``embeddings.create`` inside Haystack's code; here is the one place
+    that sees every failure. The text embedder raises the helpful error; the document embedder
+    (like the reference) logs it per failed batch, which works for a body that is not JSON
+    too, since the helpful error for that is an ``openai.APIError``. Everything else is the
+    wrapped client's.
+    """
+
+    def __init__(self, client: Any, model: str) -> None:
+        self._client = client
+        self.embeddings = _ExplainingEmbeddings(client, model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class _ExplainingEmbeddings:
+    def __init__(self, client: Any, model: str) -> None:
+        self._client, self._model = client, model
+        self._is_async = isinstance(client, openai.AsyncOpenAI)
+
+    def create(self, **kwargs: Any) -> Any:
+        if self._is_async:
+            return self._acreate(**kwargs)
+        try:
+            return self._client.embeddings.create(**kwargs)
+        except errors.EXPLAINABLE as exc:
+            better = errors.explain_from(exc, self._client, model=self._model, kind="embedding")
+            if better is None:
+                raise
+            raise better from exc
+
+    async def _acreate(self, **kwargs: Any) -> Any:
+        try:
+            return await self._client.embeddings.create(**kwargs)
+        except errors.EXPLAINABLE as exc:
+            client, model = self._client, self._model
+            better = await errors.aexplain_from(exc, client, model=model, kind="embedding")
+            if better is None:
+                raise
+            raise better from exc
 
 
 @component
@@ -138,24 +189,12 @@ class STACKITTextEmbedder(_STACKITEmbedding, OpenAITextEmbedder):
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
         """Embed ``text``; returns ``{"embedding": list[float], "meta": {...}}``."""
-        try:
-            return super(STACKITTextEmbedder, self).run(text)  # noqa: UP008
-        except openai.APIStatusError as exc:
-            better = self._explained(exc)
-            if better is None:
-                raise
-            raise better from exc
+        return super(STACKITTextEmbedder, self).run(text)  # noqa: UP008
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     async def run_async(self, text: str) -> dict[str, Any]:
         """Embed ``text`` without blocking the event loop."""
-        try:
-            return await super(STACKITTextEmbedder, self).run_async(text)  # noqa: UP008
-        except openai.APIStatusError as exc:
-            better = await self._explained_async(exc)
-            if better is None:
-                raise
-            raise better from exc
+        return await super(STACKITTextEmbedder, self).run_async(text)  # noqa: UP008
 
 
 @component

@@ -8,14 +8,17 @@ the original ``openai`` class, so ``except openai.RateLimitError`` keeps working
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import time
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import httpx2
 import openai
 from haystack.utils import Secret
 
-from stackit_nb._common import API_KEY_ENV
+from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url
 from stackit_nb.models import ModelList, afetch_models, builtin_models, fetch_models
 
 _CONNECT_HINT = (
@@ -23,6 +26,11 @@ _CONNECT_HINT = (
     "server and points this process at it"
 )
 _IMAGE_WORDS = re.compile(r"image|multimodal|multi-modal|vision", re.IGNORECASE)
+_E = TypeVar("_E", bound=openai.APIError)
+_CONTEXT_WORDS = re.compile(
+    r"context length|context window|too many tokens|prompt is too long|maximum context",
+    re.IGNORECASE,
+)
 
 
 class STACKITError(Exception):
@@ -56,6 +64,34 @@ class RateLimitedError(STACKITError, openai.RateLimitError):
     """HTTP 429; ``retry_after`` is the number of seconds the endpoint asked to wait (or None)."""
 
     retry_after: float | None
+
+
+class AccessDeniedError(STACKITError, openai.PermissionDeniedError):
+    """The endpoint accepted the key but refused this model or operation (HTTP 403)."""
+
+
+class ContextTooLongError(STACKITError, openai.BadRequestError):
+    """The messages plus ``max_tokens`` do not fit the model's context window (HTTP 400)."""
+
+
+class RequestTooLargeError(STACKITError, openai.APIStatusError):
+    """The endpoint refused the request body as too large (HTTP 413), usually for images."""
+
+
+class ServerError(STACKITError, openai.InternalServerError):
+    """The endpoint failed on its side (HTTP 5xx), after the client's retries."""
+
+
+class EndpointUnreachableError(STACKITError, openai.APIConnectionError):
+    """No connection to the endpoint: a wrong address, no network, or a stopped local server."""
+
+
+class EndpointTimeoutError(STACKITError, openai.APITimeoutError):
+    """The endpoint did not answer within the timeout."""
+
+
+class InvalidResponseError(STACKITError, openai.APIError):
+    """The endpoint answered with a body that is not the JSON an OpenAI-style API sends."""
 
 
 class StreamInterruptedError(STACKITError, openai.APIConnectionError):
@@ -158,6 +194,7 @@ def explain(
     kind: str = "chat",
     catalog: ModelList | None = None,
     secret_value: str | None = None,
+    retries: int | None = None,
 ) -> openai.APIStatusError | None:
     """Return a helpful version of ``exc``, or ``None`` when there is nothing to add.
 
@@ -166,6 +203,7 @@ def explain(
     :param kind: ``"chat"`` or ``"embedding"``: which models to suggest instead.
     :param catalog: The endpoint's models, when they could be fetched.
     :param secret_value: The key in use; scrubbed from the message should the endpoint echo it.
+    :param retries: How often the client retried before giving up (named for 5xx errors).
     """
     if isinstance(exc, STACKITError):
         return None
@@ -191,6 +229,35 @@ def explain(
             message += f" (The endpoint said: {detail})"
         new = ImageNotSupportedError(message, response=exc.response, body=exc.body)
         new.vision_models = vision
+    elif status == 400 and _CONTEXT_WORDS.search(detail):
+        message = (
+            f"The request does not fit the context window of '{model}' (HTTP 400: {detail}) "
+            "Shorten the prompt (in a chat, drop or summarise older messages), lower max_tokens "
+            "in generation_kwargs, or choose a model with a larger window: "
+            "stackit_nb.list_models() shows each model's context length."
+        )
+        new = ContextTooLongError(message, response=exc.response, body=exc.body)
+    elif status == 403:
+        message = (
+            f"{host} refused access to '{model}' (HTTP 403: {detail}). The key was accepted but "
+            "may not use this model or operation: check that its STACKIT project has AI Model "
+            "Serving for this model, or choose another one (stackit_nb.list_models())."
+        )
+        new = AccessDeniedError(message, response=exc.response, body=exc.body)
+    elif status == 413:
+        message = (
+            f"{host} refused the request as too large (HTTP 413: {detail}). Images are the "
+            "usual cause: send fewer per request, or smaller ones: "
+            "stackit_nb.to_image_content(path, max_side=768) scales a photo down before sending."
+        )
+        new = RequestTooLargeError(message, response=exc.response, body=exc.body)
+    elif status >= 500:
+        message = (
+            f"{host} failed with HTTP {status} ({detail}){_after(retries)}: the fault is on the "
+            "server's side, not in the request. Run again in a minute; a larger max_retries "
+            "rides out short outages."
+        )
+        new = ServerError(message, response=exc.response, body=exc.body)
     elif status == 429:
         wait = retry_after_seconds(exc)
         when = f"Retry after {wait:g} s." if wait is not None else "Retry in a little while."
@@ -201,6 +268,83 @@ def explain(
         )
         new = RateLimitedError(message, response=exc.response, body=exc.body)
         new.retry_after = wait
+    return _scrubbed(new, secret_value)
+
+
+def explain_transport(
+    exc: Exception,
+    *,
+    base_url: str,
+    kind: str = "chat",
+    timeout: Any = None,
+    retries: int | None = None,
+    secret_value: str | None = None,
+) -> openai.APIError | None:
+    """A helpful version of an error without an HTTP status, or ``None``.
+
+    Covers no connection at all, no answer within the timeout, and a 200 answer whose body is
+    not JSON (which the OpenAI client raises as a bare ``json.JSONDecodeError``).
+
+    :param exc: The error the OpenAI client raised.
+    :param base_url: The endpoint the client was configured with.
+    :param kind: ``"chat"`` or ``"embedding"``: which path the request went to.
+    :param timeout: The client's timeout (seconds or an ``httpx`` timeout).
+    :param retries: How often the client retried before giving up.
+    :param secret_value: The key in use; scrubbed from the message.
+    """
+    if isinstance(exc, STACKITError):
+        return None
+    where = base_url.rstrip("/")
+    new: openai.APIError
+    if isinstance(exc, openai.APITimeoutError):
+        message = (
+            f"{urlsplit(where).netloc or where} did not answer within {_seconds(timeout)}"
+            f"{_after(retries)}. A long reply or a busy model: pass a larger timeout= to the "
+            "component, lower max_tokens, or stream the reply (streaming_callback) so the text "
+            "arrives as it is made."
+        )
+        new = EndpointTimeoutError(exc.request)
+        new.args, new.message = (message,), message
+    elif isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        reason = (str(cause) or type(cause).__name__) if cause is not None else exc.message
+        message = f"Could not connect to {where} ({reason}){_after(retries)}. "
+        if is_local_url(where):
+            message += (
+                "That is a local server: is it still running? stackit_nb.connect() starts one "
+                "in this process, `stackit-nb serve` in a terminal."
+            )
+        else:
+            message += (
+                f"Check the address (api_base_url, or {BASE_URL_ENV}) and the network connection."
+            )
+        new = EndpointUnreachableError(message=message, request=exc.request)
+    elif isinstance(exc, json.JSONDecodeError):
+        url = f"{where}/{'embeddings' if kind == 'embedding' else 'chat/completions'}"
+        message = (
+            f"{url} answered with a body that is not JSON ({exc.msg} at character {exc.pos}; "
+            f"it starts {exc.doc[:60]!r}). Check that the address is an OpenAI-compatible API "
+            "(STACKIT's ends in /v1); a proxy or a restarting server can send such answers too, "
+            "so run again once."
+        )
+        new = InvalidResponseError(message, httpx2.Request("POST", url), body=None)
+    else:
+        return None
+    return _scrubbed(new, secret_value)
+
+
+def _after(retries: int | None) -> str:
+    return f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
+
+
+def _seconds(timeout: Any) -> str:
+    """``timeout`` as people say it: the read timeout of an ``httpx`` timeout object."""
+    value = getattr(timeout, "read", timeout)
+    return f"{value:g} s" if isinstance(value, int | float) else "the timeout"
+
+
+def _scrubbed(new: _E | None, secret_value: str | None) -> _E | None:
+    """``new`` with ``secret_value`` taken out of its message, should the endpoint echo it."""
     if new is not None and secret_value and len(secret_value) >= 4:
         scrubbed = str(new.args[0]).replace(secret_value, "<redacted>")
         new.args = (scrubbed,)
@@ -227,23 +371,25 @@ def _model_not_found(
     return new
 
 
-def explain_from(
-    exc: openai.APIStatusError, client: Any, *, model: str, kind: str
-) -> openai.APIStatusError | None:
-    """:func:`explain`, asking ``client``'s endpoint for its models when that helps."""
+#: What :func:`explain_from` can improve: errors with a status, and those without one.
+EXPLAINABLE = (openai.APIStatusError, openai.APIConnectionError, json.JSONDecodeError)
+
+
+def explain_from(exc: Exception, client: Any, *, model: str, kind: str) -> Exception | None:
+    """:func:`explain` or :func:`explain_transport` for an error ``client`` raised.
+
+    Asks ``client``'s endpoint for its models when that helps.
+    """
     catalog = None
     if wants_catalog(exc) and client is not None:
         try:
             catalog = fetch_models(client)
         except openai.OpenAIError:
             catalog = None  # the original error matters more than the suggestions
-    secret = client.api_key if client is not None else None
-    return explain(exc, model=model, kind=kind, catalog=catalog, secret_value=secret)
+    return _explain_with(exc, client, model=model, kind=kind, catalog=catalog)
 
 
-async def aexplain_from(
-    exc: openai.APIStatusError, client: Any, *, model: str, kind: str
-) -> openai.APIStatusError | None:
+async def aexplain_from(exc: Exception, client: Any, *, model: str, kind: str) -> Exception | None:
     """:func:`explain_from` for an async client."""
     catalog = None
     if wants_catalog(exc) and client is not None:
@@ -251,5 +397,25 @@ async def aexplain_from(
             catalog = await afetch_models(client)
         except openai.OpenAIError:
             catalog = None
-    secret = client.api_key if client is not None else None
-    return explain(exc, model=model, kind=kind, catalog=catalog, secret_value=secret)
+    return _explain_with(exc, client, model=model, kind=kind, catalog=catalog)
+
+
+def _explain_with(
+    exc: Exception, client: Any, *, model: str, kind: str, catalog: ModelList | None
+) -> Exception | None:
+    secret = getattr(client, "api_key", None)
+    retries = getattr(client, "max_retries", None)
+    if isinstance(exc, openai.APIStatusError):
+        return explain(
+            exc, model=model, kind=kind, catalog=catalog, secret_value=secret, retries=retries
+        )
+    if client is None:
+        return None
+    return explain_transport(
+        exc,
+        base_url=str(client.base_url),
+        kind=kind,
+        timeout=client.timeout,
+        retries=retries,
+        secret_value=secret,
+    )

@@ -269,7 +269,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
                 replies = [collector.message()]
             else:
                 replies = _from_completion(completion, started)
-        except openai.APIStatusError as exc:
+        except errors.EXPLAINABLE as exc:
             better = errors.explain_from(exc, self.client, model=self.model, kind="chat")
             if better is None:
                 raise
@@ -324,7 +324,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
                 replies = [collector.message()]
             else:
                 replies = _from_completion(completion, started)
-        except openai.APIStatusError as exc:
+        except errors.EXPLAINABLE as exc:
             better = await errors.aexplain_from(exc, client, model=self.model, kind="chat")
             if better is None:
                 raise

@@ -336,8 +336,8 @@ def test_summary_renders_as_tables(generator: STACKITChatGenerator, srv: LocalST
     html = summary._repr_html_()
     assert "<table>" in html and "<th style='text-align:left'>items</th>" in html
     # the result adds the failed items, escaped
-    assert "BadRequestError" in results._repr_markdown_()
-    assert "BadRequestError" in results._repr_html_() and "<td>1</td>" in results._repr_html_()
+    assert "ContextTooLongError" in results._repr_markdown_()
+    assert "ContextTooLongError" in results._repr_html_() and "<td>1</td>" in results._repr_html_()
     assert repr(results).startswith("BatchResult(3 items, 2 ok, 1 failed")
 
 

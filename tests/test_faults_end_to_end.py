@@ -30,7 +30,7 @@ from haystack.dataclasses import StreamingChunk
 
 from stackit_nb import STACKITChatGenerator, STACKITDocumentEmbedder, STACKITTextEmbedder
 from stackit_nb.batch import run_many
-from stackit_nb.errors import RateLimitedError, StreamInterruptedError
+from stackit_nb.errors import InvalidResponseError, RateLimitedError, StreamInterruptedError
 from stackit_nb.local import LocalSTACKIT
 
 pytestmark = pytest.mark.timeout(60)
@@ -240,11 +240,13 @@ def test_a_malformed_sse_event_keeps_the_text_so_far(
 def test_a_body_that_is_not_json_fails_at_once(
     fresh: LocalSTACKIT, surface: Callable[..., Any]
 ) -> None:
-    # What happens today: the SDK's json.JSONDecodeError reaches the caller unwrapped (a
-    # ValueError, not an openai.OpenAIError), naming the position where the JSON broke.
+    # The OpenAI client raises a bare json.JSONDecodeError; the user gets an openai.APIError
+    # that names the address and what the body started with.
     fresh.faults.invalid_json()
-    with within(MARGIN), pytest.raises(json.JSONDecodeError):
+    with within(MARGIN), pytest.raises(InvalidResponseError) as info:
         surface(max_retries=0)
+    assert "answered with a body that is not JSON" in str(info.value)
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
 
 
 @pytest.mark.parametrize("surface", STREAMED.values(), ids=STREAMED.keys())

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
+import httpx2
 import openai
 import pytest
 from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
@@ -14,12 +15,21 @@ from haystack.utils import Secret
 from PIL import Image
 
 from stackit_nb import STACKITChatGenerator
+from stackit_nb import STACKITTextEmbedder
 from stackit_nb.errors import (
+    AccessDeniedError,
+    ContextTooLongError,
+    EndpointTimeoutError,
+    EndpointUnreachableError,
     ImageNotSupportedError,
     InvalidAPIKeyError,
+    InvalidResponseError,
     ModelNotFoundError,
     RateLimitedError,
+    RequestTooLargeError,
+    ServerError,
     StreamInterruptedError,
+    explain_transport,
 )
 from stackit_nb.local import LocalSTACKIT
 
@@ -112,11 +122,113 @@ def test_rejected_key_is_explained_and_never_shown(server: LocalSTACKIT) -> None
         assert secret not in text
 
 
-def test_other_errors_pass_through_unchanged(server: LocalSTACKIT) -> None:
-    server.faults.fail(status=500, times=1)
-    with pytest.raises(openai.InternalServerError) as info:
+def test_errors_without_advice_pass_through_unchanged(server: LocalSTACKIT) -> None:
+    server.faults.fail(status=409, times=1)
+    with pytest.raises(openai.ConflictError) as info:
         no_retries().run("hi")
-    assert type(info.value) is openai.InternalServerError
+    assert type(info.value) is openai.ConflictError
+
+
+def test_forbidden_names_the_model_and_what_to_check(server: LocalSTACKIT) -> None:
+    server.faults.fail(status=403, message="model access not granted for this project")
+    with pytest.raises(AccessDeniedError) as info:
+        no_retries().run("hi")
+    assert isinstance(info.value, openai.PermissionDeniedError)
+    text = str(info.value)
+    assert f"refused access to '{CHAT}'" in text and "HTTP 403" in text
+    assert "model access not granted" in text  # the endpoint's own words
+    assert "list_models()" in text
+
+
+def test_context_too_long_says_what_to_shorten(server: LocalSTACKIT) -> None:
+    with pytest.raises(ContextTooLongError) as info:
+        no_retries().run("hi", generation_kwargs={"max_tokens": 200_000})
+    assert isinstance(info.value, openai.BadRequestError)
+    text = str(info.value)
+    assert "maximum context length is 128000 tokens" in text  # the endpoint's figures
+    assert "older messages" in text and "max_tokens" in text
+
+
+def test_request_too_large_points_at_images(server: LocalSTACKIT) -> None:
+    # a real 413 from the server's 32 MiB body limit, not an injected one
+    with pytest.raises(RequestTooLargeError) as info:
+        no_retries().run("x" * (33 * 1024 * 1024))
+    assert info.value.status_code == 413
+    assert "32 MiB" in str(info.value) and "to_image_content" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_say_it_is_the_servers_side_and_count_retries(
+    server: LocalSTACKIT, status: int
+) -> None:
+    server.faults.fail(status=status, times=3)
+    generator = STACKITChatGenerator(model=CHAT, max_retries=2)
+    with pytest.raises(ServerError) as info:
+        generator.run("hi")
+    assert isinstance(info.value, openai.InternalServerError)
+    assert info.value.status_code == status
+    text = str(info.value)
+    assert f"HTTP {status}" in text and "after 2 retries" in text
+    assert "server's side" in text and "max_retries" in text
+
+
+def test_a_stopped_local_server_is_named_with_how_to_start_one() -> None:
+    with LocalSTACKIT() as gone:
+        url, key = gone.url, gone.api_key
+    generator = STACKITChatGenerator(
+        model=CHAT, api_base_url=url, api_key=Secret.from_token(key), max_retries=0
+    )
+    with pytest.raises(EndpointUnreachableError) as info:
+        generator.run("hi")
+    assert isinstance(info.value, openai.APIConnectionError)
+    text = str(info.value)
+    assert url in text and "Connection refused" in text
+    assert "stackit_nb.connect()" in text and "stackit-nb serve" in text
+    assert key not in text
+
+
+def test_an_unreachable_remote_address_says_what_to_check() -> None:
+    # The wording for a remote address (no network is reachable from the tests): the same
+    # exception the OpenAI client raises, with the cause it carries.
+    request = httpx2.Request("POST", "https://models.example.org/v1/chat/completions")
+    raised = openai.APIConnectionError(request=request)
+    raised.__cause__ = httpx2.ConnectError("[Errno -2] Name or service not known")
+    better = explain_transport(raised, base_url="https://models.example.org/v1", retries=2)
+    assert isinstance(better, EndpointUnreachableError)
+    text = str(better)
+    assert "https://models.example.org/v1 (" in text and "Name or service not known" in text
+    assert "after 2 retries" in text and "STACKIT_API_BASE_URL" in text
+
+
+def test_no_answer_within_the_timeout_says_what_to_change(server: LocalSTACKIT) -> None:
+    server.faults.latency(3.0)
+    with pytest.raises(EndpointTimeoutError) as info:
+        no_retries(timeout=0.5).run("hi")
+    assert isinstance(info.value, openai.APITimeoutError)
+    text = str(info.value)
+    assert "did not answer within 0.5 s" in text
+    assert "timeout=" in text and "streaming_callback" in text
+
+
+def test_a_body_that_is_not_json_names_the_address(server: LocalSTACKIT) -> None:
+    server.faults.invalid_json()
+    with pytest.raises(InvalidResponseError) as info:
+        no_retries().run("hi")
+    assert isinstance(info.value, openai.APIError)
+    text = str(info.value)
+    assert f"{server.url}/chat/completions answered with a body that is not JSON" in text
+    assert "chatcmpl-broken" in text  # what it started with
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+async def test_embedders_explain_transport_errors_too(server: LocalSTACKIT) -> None:
+    server.faults.invalid_json()
+    embedder = STACKITTextEmbedder(model="intfloat/e5-mistral-7b-instruct", max_retries=0)
+    with pytest.raises(InvalidResponseError, match="/embeddings answered"):
+        embedder.run("the sea")
+    server.faults.fail(status=503)
+    with pytest.raises(ServerError, match="HTTP 503"):
+        await embedder.run_async("the sea")
 
 
 @pytest.mark.parametrize("fault", ["cut_stream", "malformed_chunk"])
