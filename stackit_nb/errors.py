@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import time
 from typing import Any, TypeVar
@@ -101,9 +102,21 @@ class StreamInterruptedError(STACKITError, openai.APIConnectionError):
 
 
 def stream_interrupted(
-    exc: Exception, request: Any, chunks: int, partial: Any
-) -> StreamInterruptedError:
-    """The error for a stream cut short (closed connection or an unreadable event)."""
+    exc: Exception, request: Any, chunks: int, partial: Any, content_type: str | None = None
+) -> StreamInterruptedError | InvalidResponseError:
+    """The error for a stream cut short (closed connection or an unreadable event).
+
+    An answer that was no event stream at all (``content_type`` is something else and nothing
+    arrived) is an :class:`InvalidResponseError` instead.
+    """
+    if chunks == 0 and content_type and "event-stream" not in content_type:
+        where = str(request.url) if request is not None else "the endpoint"
+        message = (
+            f"{where} answered a streamed request with {content_type.split(';')[0]} instead of "
+            "an event stream, and no reply arrived. Check that the address is an "
+            "OpenAI-compatible API (STACKIT's ends in /v1), or run again once."
+        )
+        return InvalidResponseError(message, request, body=None)
     if isinstance(exc, EOFError):
         what = "ended the stream without finishing the reply"
     elif isinstance(exc, ValueError):
@@ -306,9 +319,7 @@ def explain_transport(
         new = EndpointTimeoutError(exc.request)
         new.args, new.message = (message,), message
     elif isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        reason = (str(cause) or type(cause).__name__) if cause is not None else exc.message
-        message = f"Could not connect to {where} ({reason}){_after(retries)}. "
+        message = f"Could not connect to {where} ({_reason(exc)}){_after(retries)}. "
         if is_local_url(where):
             message += (
                 "That is a local server: is it still running? stackit_nb.connect() starts one "
@@ -331,6 +342,21 @@ def explain_transport(
     else:
         return None
     return _scrubbed(new, secret_value)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, from the innermost cause that says it (the OS error, with its
+    name: "Connection refused" rather than the async client's "All connection attempts failed")."""
+    reason, seen = "", set()
+    cause: BaseException | None = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno is not None:
+            name, detail = os.strerror(cause.errno), cause.strerror or str(cause)
+            return name if detail == name else f"{name}: {detail}"
+        reason = reason or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return reason or (exc.__cause__.__class__.__name__ if exc.__cause__ else str(exc))
 
 
 def _after(retries: int | None) -> str:

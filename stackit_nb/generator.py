@@ -349,7 +349,8 @@ def _interrupted(exc: Exception, completion: Any, collector: StreamCollector) ->
     response = getattr(completion, "response", None)
     partial = collector.message() if collector.chunks else None
     request = response.request if response is not None else None
-    return errors.stream_interrupted(exc, request, len(collector.chunks), partial)
+    content_type = response.headers.get("content-type") if response is not None else None
+    return errors.stream_interrupted(exc, request, len(collector.chunks), partial, content_type)
 
 
 def _from_completion(completion: Any, started: float) -> list[ChatMessage]:
