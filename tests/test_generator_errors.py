@@ -14,8 +14,7 @@ from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
 from haystack.utils import Secret
 from PIL import Image
 
-from stackit_nb import STACKITChatGenerator
-from stackit_nb import STACKITTextEmbedder
+from stackit_nb import STACKITChatGenerator, STACKITTextEmbedder
 from stackit_nb.errors import (
     AccessDeniedError,
     ContextTooLongError,
