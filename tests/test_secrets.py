@@ -41,9 +41,16 @@ import stackit_nb
 from stackit_nb import STACKITChatGenerator, STACKITDocumentEmbedder, STACKITTextEmbedder
 from stackit_nb.batch import run_many
 from stackit_nb.errors import (
+    AccessDeniedError,
+    ContextTooLongError,
+    EndpointTimeoutError,
+    EndpointUnreachableError,
     InvalidAPIKeyError,
+    InvalidResponseError,
     ModelNotFoundError,
     RateLimitedError,
+    RequestTooLargeError,
+    ServerError,
     StreamInterruptedError,
 )
 from stackit_nb.local import LocalSTACKIT
@@ -343,6 +350,24 @@ def _error_cases(srv: LocalSTACKIT, wrong_server: LocalSTACKIT) -> dict[str, Cal
         finally:
             srv.faults.latency(0)
 
+    def injected(status: int, message: str | None = None) -> Callable[[], Any]:
+        def call() -> Any:
+            srv.faults.fail(status=status, message=message)
+            return no_retry().run("hi")
+
+        return call
+
+    def not_json() -> Any:
+        srv.faults.invalid_json()
+        return no_retry().run("hi")
+
+    def document_embedder_503() -> Any:
+        srv.faults.fail(status=503)
+        embedder = STACKITDocumentEmbedder(model=EMBED, max_retries=0, progress_bar=False)
+        embedder.run([Document(content="x")])  # logs the failure (scanned with the logs)
+        srv.faults.fail(status=503)
+        return STACKITTextEmbedder(model=EMBED, max_retries=0).run("x")
+
     def embed_401() -> Any:
         return STACKITTextEmbedder(model=EMBED, api_base_url=wrong_server.url).run("x")
 
@@ -360,6 +385,11 @@ def _error_cases(srv: LocalSTACKIT, wrong_server: LocalSTACKIT) -> dict[str, Cal
         "404 model": lambda: no_retry(model="nope/nothing").run("hi"),
         "429": rate_limited,
         "503": server_error,
+        "403": injected(403),
+        "413": injected(413),
+        "context too long": injected(400, "This model's maximum context length is 4096 tokens."),
+        "not JSON": not_json,
+        "embedder 503": document_embedder_503,
         "cut stream": cut_stream,
         "malformed chunk": malformed_chunk,
         "timeout": timeout,
@@ -378,13 +408,18 @@ def test_errors_and_debug_logs_never_show_the_key(
         "401 async": InvalidAPIKeyError,
         "404 model": ModelNotFoundError,
         "429": RateLimitedError,
-        "503": openai.InternalServerError,
+        "503": ServerError,
+        "403": AccessDeniedError,
+        "413": RequestTooLargeError,
+        "context too long": ContextTooLongError,
+        "not JSON": InvalidResponseError,
+        "embedder 503": ServerError,
         "cut stream": StreamInterruptedError,
         "malformed chunk": StreamInterruptedError,
-        "timeout": openai.APITimeoutError,
+        "timeout": EndpointTimeoutError,
         "embedder 401": InvalidAPIKeyError,
         "batch 401": InvalidAPIKeyError,
-        "connection refused": openai.APIConnectionError,
+        "connection refused": EndpointUnreachableError,
     }
     # a server that accepts another token: the canary, sent to it, is a wrong key (HTTP 401)
     with LocalSTACKIT(api_key="local-another-token") as wrong_server:
