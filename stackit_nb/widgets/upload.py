@@ -2,8 +2,35 @@
 
 Each uploaded file goes through :func:`stackit_nb.images.to_image_content` (upright, scaled to
 what the model uses, re-encoded) and shows up as a small thumbnail with its size line, or with
-the reason it was refused. The uploaded bytes are dropped from the upload button as soon as they
-are converted, so a saved notebook keeps only the thumbnails (a few KB each), not the photos.
+the reason it was refused.
+
+How a file gets from the browser to the kernel, and why:
+
+- **In parts.** A Jupyter server drops a websocket message over its size limit (10 MiB by
+  default) without any error, so a file travelling in one message, as ipywidgets' ``FileUpload``
+  sends it, can vanish. The button here (``upload.js``) reads each file in parts of
+  :data:`CHUNK_BYTES` and sends them one by one as custom widget messages with one binary buffer
+  each; the kernel answers each message, which paces the sending and drives the progress line.
+  The kernel puts the parts together and converts the file as soon as the last one is in.
+- **Too big is refused before sending.** A file over ``MAX_INPUT_BYTES`` is refused in the
+  browser, at once and unsent, with a message that says what to do; the kernel still lists it
+  among the refused files (:attr:`ImageUpload.errors`), in the order the files were chosen.
+- **No photo in the saved notebook.** The parts are messages, never widget state, and are
+  dropped once converted: a saved notebook keeps only the thumbnails (a few KB each).
+- **The kernel trusts nothing it is sent.** Parts may come in any order and twice (the first
+  copy counts); missing or surplus parts, wrong sizes and malformed messages end in a refused
+  file with a message, never in an exception; later parts of a file refused that way are
+  ignored. Every message is answered, so the browser never waits in vain while the kernel is
+  idle. ``clear()`` keeps files still arriving (a chat clears its attachments when it sends).
+
+The messages (``seq`` is echoed in the kernel's ``{"event": "ack", "seq", "done"}``; ``done``
+means the kernel is finished with that file and the gallery shows the outcome)::
+
+    {"event": "file", "id", "name", "size", "type", "chunks"}   a file is coming
+    {"event": "chunk", "id", "index"} + one buffer               part `index` (from 0) of it
+    {"event": "end", "id"}                                       all sent: convert it
+    {"event": "refused", "id", "name", "size"}                   refused in the browser (too big)
+    {"event": "abort", "id", "reason"}                           the browser could not read it
 """
 
 from __future__ import annotations
@@ -11,12 +38,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anywidget
 import ipywidgets as widgets
+import traitlets
 from haystack.dataclasses import ImageContent
 from PIL import Image
 
@@ -31,35 +60,49 @@ from stackit_nb.images import (
     format_bytes,
 )
 
-__all__ = ["RAISE_CAP_COMMAND", "RAISE_CAP_CONFIG", "WEBSOCKET_CAP_BYTES", "ImageUpload"]
+__all__ = ["CHUNK_BYTES", "ImageUpload"]
 
-#: Tornado's default ``websocket_max_message_size``: the largest widget message (all files
-#: chosen at once, together) that a default Jupyter server passes on to the kernel.
-WEBSOCKET_CAP_BYTES = 10 * 1024 * 1024
-#: How to start Jupyter with a 100 MiB cap instead.
-RAISE_CAP_COMMAND = (
-    "jupyter lab --ServerApp.tornado_settings=\"{'websocket_max_message_size': 104857600}\""
-)
-#: The same as a line for ``jupyter_server_config.py``.
-RAISE_CAP_CONFIG = "c.ServerApp.tornado_settings = {'websocket_max_message_size': 104857600}"
+#: Bytes per upload message: well under the 10 MiB a default Jupyter server lets one carry.
+CHUNK_BYTES = 4 * 1024 * 1024
 THUMBNAIL_SIDE = 128  # thumbnails are saved in the notebook's widget state: keep them tiny
 _ERROR_COLOUR = "#b00020"
-_NOTE_COLOUR = "#8a5a00"
+#: Why a file over the limit was not sent; ``{name}`` and ``{size}`` are filled in by the
+#: browser (at once) and by the kernel (for ``errors`` and the gallery), so both say the same.
+_TOO_BIG = (
+    "{name} is {size}, over the "
+    + format_bytes(MAX_INPUT_BYTES)
+    + " limit per image, so it was not sent. Scale it down or save it as a JPEG first, then "
+    "choose it again (upload.add(path) from Python applies the same limit)."
+)
 
 _HELP = f"""
 <details style="font-size: 12px; color: #555;">
-<summary>JPEG, PNG, WebP, GIF, BMP or TIFF; up to {format_bytes(MAX_INPUT_BYTES)} per file,
-and 10 MiB per upload on a default Jupyter server. Nothing appears? Read this.</summary>
-Files travel from the browser to the kernel in one websocket message, and a default Jupyter
-server drops messages over 10 MiB <i>without any error</i>: all files chosen at once count
-together. Choose fewer or smaller files, add a file from Python with
-<code>upload.add("photo.jpg")</code>, or start Jupyter with a larger cap (here 100 MiB):<br>
-<code>{html.escape(RAISE_CAP_COMMAND)}</code><br>
-or put <code>{html.escape(RAISE_CAP_CONFIG)}</code> in <code>jupyter_server_config.py</code>.<br>
+<summary>JPEG, PNG, WebP, GIF, BMP or TIFF, up to {format_bytes(MAX_INPUT_BYTES)} per file.
+</summary>
+Files go to the kernel one after the other, in parts of {CHUNK_BYTES // 2**20} MiB, with a
+progress line each; a larger file is refused before it is sent. While a cell runs, the kernel
+receives nothing: the upload goes on when the cell ends. From Python,
+<code>upload.add("photo.jpg")</code> adds files by path.<br>
 Images are turned upright, scaled down to what vision models use and sent without metadata
 (no GPS position).
 </details>
 """
+
+
+class UploadButton(anywidget.AnyWidget):  # type: ignore[misc]
+    """The button of ``ImageUpload``: sends the chosen files in parts (see ``upload.js``)."""
+
+    _esm = Path(__file__).with_name("upload.js").read_text(encoding="utf-8")
+    _css = (
+        ".snb-upload-host { display: contents; }"
+        ".snb-upload-files { flex: 0 0 100%; order: 1; margin: 2px 4px; font-size: 12px;"
+        " overflow-wrap: anywhere; }"
+    )
+    description = traitlets.Unicode("Upload images").tag(sync=True)
+    accept = traitlets.Unicode("image/*").tag(sync=True)
+    max_bytes = traitlets.Int(MAX_INPUT_BYTES).tag(sync=True)
+    chunk_bytes = traitlets.Int(CHUNK_BYTES).tag(sync=True)
+    too_big = traitlets.Unicode(_TOO_BIG).tag(sync=True)
 
 
 @dataclass(frozen=True)
@@ -70,11 +113,29 @@ class _Item:
     content: ImageContent | None = None
     thumbnail: str | None = None  # data: URL of a small JPEG
     error: str | None = None
-    note: str | None = None
+
+
+@dataclass
+class _Incoming:
+    """A file on its way from the browser: its parts by index until the last one is in."""
+
+    name: str
+    size: int
+    type: str
+    count: int
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    received: int = 0
+
+
+class _Refused(Exception):
+    """Ends one incoming file with ``str(exc)`` as its error."""
 
 
 class ImageUpload(widgets.VBox):
     """An upload button for images that hands them over as ``ImageContent``.
+
+    Files of any size up to ``MAX_INPUT_BYTES`` arrive, whatever the Jupyter server's message
+    size limit: they are sent in parts. Larger files are refused in the browser, unsent.
 
     :param max_side: Longest side of the images sent (see ``to_image_content``).
     :param detail: OpenAI's detail hint for every image: ``"auto"``, ``"high"``, ``"low"``.
@@ -97,20 +158,21 @@ class ImageUpload(widgets.VBox):
         description: str = "Upload images",
         **kwargs: Any,
     ) -> None:
-        button = widgets.FileUpload(accept="image/*", multiple=True, description=description)
+        button = UploadButton(description=description)
         clear = widgets.Button(description="Clear", icon="trash", disabled=True)
         status = widgets.HTML("")
         gallery = widgets.HTML("")
         help_text = widgets.HTML(_HELP)
-        super().__init__(
-            children=[widgets.HBox([button, clear]), help_text, status, gallery], **kwargs
-        )
+        # wraps, so the upload button's progress lines can go under both buttons (upload.js)
+        buttons = widgets.HBox([button, clear], layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__(children=[buttons, help_text, status, gallery], **kwargs)
         self.button, self.clear_button = button, clear
         self.status, self.gallery = status, gallery
         self._options: dict[str, Any] = {"max_side": max_side, "detail": detail, "format": format}
         self._items: list[_Item] = []
+        self._incoming: dict[str, _Incoming] = {}
         self._callbacks: list[Callable[[list[ImageContent]], None]] = []
-        button.observe(self._on_upload, names="value")
+        button.on_msg(self._on_message)
         clear.on_click(lambda _button: self.clear())
 
     @property
@@ -126,8 +188,8 @@ class ImageUpload(widgets.VBox):
     def add(self, *sources: ImageSource) -> list[ImageContent]:
         """Add images from Python: paths, bytes, PIL images or upload entries.
 
-        Handy for files too large for a browser upload. Refused files show their reason in the
-        widget, as uploads do. Returns the images that were added.
+        Refused files show their reason in the widget, as uploads do. Returns the images that
+        were added.
 
         Example::
 
@@ -139,9 +201,8 @@ class ImageUpload(widgets.VBox):
         return [item.content for item in added if item.content is not None]
 
     def clear(self) -> None:
-        """Forget all images and errors."""
+        """Forget all images and errors (a file still arriving is kept: it shows up when in)."""
         self._items = []
-        self.button.value = ()
         self._refresh()
 
     def on_change(
@@ -168,41 +229,91 @@ class ImageUpload(widgets.VBox):
             lines.append(f"  {item.name}: {detail}" if item.content else f"  {detail}")
         return "\n".join(lines)
 
-    def _on_upload(self, change: Mapping[str, Any]) -> None:
-        entries = change["new"]
-        if not entries:
-            return  # our own reset below, or a clear
-        self.status.value = f"<i>Converting {len(entries)} file(s) ...</i>"
+    def _on_message(self, _button: Any, content: Any, buffers: Sequence[Any]) -> None:
+        """One message from the button; always answered, so the browser never waits in vain."""
+        if not isinstance(content, Mapping) or content.get("event") == "ack":
+            return
+        file_id = str(content.get("id", ""))
+        incoming = self._incoming.get(file_id)
+        name = incoming.name if incoming else _text(content.get("name"), "upload")
         try:
-            self._items.extend(self._convert(entry) for entry in entries)
-        finally:
-            # The raw bytes must not stay in the widget: the notebook would save them.
-            self.button.value = ()
-            self._refresh()
+            done = self._receive(file_id, content, buffers)
+        except _Refused as exc:
+            self._incoming.pop(file_id, None)
+            self._record(_Item(name=name, error=str(exc)))
+            done = True
+        except Exception as exc:  # a bug must not leave the browser waiting for an answer
+            self._incoming.pop(file_id, None)
+            error = f"{name} could not be received ({type(exc).__name__}: {exc}). Choose it again."
+            self._record(_Item(name=name, error=error))
+            done = True
+        self.button.send({"event": "ack", "seq": content.get("seq"), "done": done})
+
+    def _receive(self, file_id: str, message: Mapping[str, Any], buffers: Sequence[Any]) -> bool:
+        """Handle one message; True when the kernel is finished with that file."""
+        event = message.get("event")
+        if event == "refused":
+            size = _count(message.get("size"), "size")
+            name = _text(message.get("name"), "upload")
+            raise _Refused(_TOO_BIG.format(name=name, size=format_bytes(size)))
+        if event == "file":
+            name = _text(message.get("name"), "upload")
+            size = _count(message.get("size"), "size")
+            if size > MAX_INPUT_BYTES:
+                raise _Refused(_TOO_BIG.format(name=name, size=format_bytes(size)))
+            count = _count(message.get("chunks"), "chunks")
+            if count > size:
+                raise _Refused(f"{name}: {count} parts for {size} bytes. Choose it again.")
+            type_ = _text(message.get("type"), "")
+            self._incoming[file_id] = _Incoming(name=name, size=size, type=type_, count=count)
+            return False
+        incoming = self._incoming.get(file_id)
+        if incoming is None:
+            return True  # already refused (and shown), or never announced: nothing to add
+        if event == "chunk":
+            self._add_chunk(incoming, message.get("index"), buffers)
+            return False
+        if event == "abort":
+            reason = _text(message.get("reason"), "unknown reason")
+            raise _Refused(f"{incoming.name} could not be read by the browser ({reason}).")
+        if event == "end":
+            del self._incoming[file_id]
+            self._record(self._convert(_assemble(incoming)))
+            return True
+        raise _Refused(f"{incoming.name}: unexpected upload message {str(event)[:40]!r}.")
+
+    def _add_chunk(self, incoming: _Incoming, index: Any, buffers: Sequence[Any]) -> None:
+        if len(buffers) != 1:
+            raise _Refused(f"{incoming.name}: an upload part came with {len(buffers)} buffers.")
+        if not isinstance(index, int) or not 0 <= index < incoming.count:
+            raise _Refused(
+                f"{incoming.name}: upload part {index!r} of {incoming.count} does not exist."
+            )
+        if index in incoming.chunks:
+            return  # sent twice: the first copy counts
+        data = bytes(buffers[0])
+        incoming.received += len(data)
+        if incoming.received > incoming.size:
+            raise _Refused(
+                f"{incoming.name}: more bytes arrived than its {format_bytes(incoming.size)}. "
+                "Choose it again."
+            )
+        incoming.chunks[index] = data
+
+    def _record(self, item: _Item) -> None:
+        self._items.append(item)
+        self._refresh()
 
     def _convert(self, source: ImageSource) -> _Item:
-        name, size = _name_and_size(source)
-        note = None
-        if size is not None and WEBSOCKET_CAP_BYTES < size <= MAX_INPUT_BYTES:
-            note = (
-                f"{format_bytes(size)}: over the 10 MiB that a default Jupyter server lets an "
-                "upload carry. It arrived, so this server's cap is raised (or this is not "
-                "Jupyter); elsewhere such an upload is dropped without an error. To raise the "
-                f"cap, start Jupyter with {RAISE_CAP_COMMAND}"
-            )
+        name = _name_of(source)
         try:
             converted = convert(source, **self._options)
         except ImageError as exc:
-            return _Item(name=name, error=str(exc), note=note)
+            return _Item(name=name, error=str(exc))
         except Exception as exc:  # one odd file must not break the upload of the others
             error = f"{name} could not be converted ({type(exc).__name__}: {exc})."
-            return _Item(name=name, error=error, note=note)
-        return _Item(
-            name=name,
-            content=converted.content,
-            thumbnail=_thumbnail(converted.image),
-            note=note,
-        )
+            return _Item(name=name, error=error)
+        return _Item(name=name, content=converted.content, thumbnail=_thumbnail(converted.image))
 
     def _refresh(self) -> None:
         images, refused = len(self.images), len(self.errors)
@@ -216,22 +327,46 @@ class ImageUpload(widgets.VBox):
             callback(self.images)
 
 
-def _name_and_size(source: Any) -> tuple[str, int | None]:
+def _assemble(incoming: _Incoming) -> dict[str, Any]:
+    """The upload entry for ``convert``, or ``_Refused`` when parts are missing."""
+    missing = [i + 1 for i in range(incoming.count) if i not in incoming.chunks]
+    if missing:
+        listed = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        parts = "part" if len(missing) == 1 else "parts"
+        raise _Refused(
+            f"{incoming.name} arrived incomplete ({parts} {listed} of {incoming.count} missing). "
+            "Choose it again."
+        )
+    if incoming.received != incoming.size:
+        raise _Refused(
+            f"{incoming.name} arrived with {incoming.received} of its {incoming.size} bytes. "
+            "Choose it again."
+        )
+    data = b"".join(incoming.chunks[i] for i in range(incoming.count))
+    incoming.chunks.clear()
+    return {"name": incoming.name, "type": incoming.type, "size": len(data), "content": data}
+
+
+def _text(value: Any, default: str) -> str:
+    return str(value)[:300] if isinstance(value, str) and value else default
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Refused(f"An upload message has no valid {what} ({str(value)[:40]!r}).")
+    return value
+
+
+def _name_of(source: Any) -> str:
     if isinstance(source, Mapping):
-        content = source.get("content")
-        size = content.nbytes if isinstance(content, memoryview) else source.get("size")
-        return str(source.get("name") or "upload"), int(size) if size is not None else None
+        return str(source.get("name") or "upload")
     if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            return path.name, path.stat().st_size
-        except OSError:
-            return path.name, None  # to_image_content says what is wrong with it
+        return Path(source).name
     if isinstance(source, bytes | bytearray | memoryview):
-        return "image", memoryview(source).nbytes
+        return "image"
     if isinstance(source, Image.Image):
-        return Path(getattr(source, "filename", "") or "image").name, None
-    return type(source).__name__, None
+        return Path(getattr(source, "filename", "") or "image").name
+    return type(source).__name__
 
 
 def _thumbnail(image: Image.Image) -> str:
@@ -262,8 +397,6 @@ def _gallery_html(items: Iterable[_Item]) -> str:
             message = html.escape(item.error or "")
             body = f"{name}<br><span style='color:{_ERROR_COLOUR}'>{message}</span>"
             width = 360
-        if item.note:
-            body += f"<br><span style='color:{_NOTE_COLOUR}'>{html.escape(item.note)}</span>"
         cards.append(
             f"<div class='stackit-nb-image' style='width:{width}px;font-size:12px;"
             f"overflow-wrap:anywhere'>{body}</div>"
