@@ -244,7 +244,7 @@ def explain(
         new.vision_models = vision
     elif status == 400 and _CONTEXT_WORDS.search(detail):
         message = (
-            f"The request does not fit the context window of '{model}' (HTTP 400: {detail}) "
+            f"The request does not fit the context window of '{model}' (HTTP 400: {detail}). "
             "Shorten the prompt (in a chat, drop or summarise older messages), lower max_tokens "
             "in generation_kwargs, or choose a model with a larger window: "
             "stackit_nb.list_models() shows each model's context length."
