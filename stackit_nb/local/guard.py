@@ -190,7 +190,7 @@ def _loggable(body: bytes) -> Any:
         return {"omitted": f"{len(body)} bytes"}
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return {"unparsed": body[:200].decode("utf-8", "replace")}
 
 

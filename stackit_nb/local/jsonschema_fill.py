@@ -5,11 +5,17 @@ for tool-call arguments. It understands what Pydantic v2's ``model_json_schema()
 into ``$defs``, ``anyOf`` with ``null`` for Optional fields, ``enum``/``const`` for Literals,
 ``prefixItems`` for tuples) and the usual hand-written keywords; every result is checked with
 ``jsonschema`` and, when a first attempt does not validate, rebuilt in a minimal form.
+
+Schemas come from requests, so the work is bounded whatever they ask for: strings, arrays and
+objects stop growing at a size no reply needs (``minLength: 10**12`` gets a long string, not an
+endless loop), and an attempt that takes more than ``_MAX_STEPS`` values or checks (a schema
+whose branches refer to themselves) gives up and falls back as an unsatisfiable schema does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +29,9 @@ from stackit_nb.local import regex_sample
 _NONE = object()  # "no value found", distinct from a JSON null
 _GIVE_UP = 40
 _DEEP = 4  # below this depth only required fields and minimum array sizes: recursive models end
+_MAX_STEPS = 4_000  # values built plus validations run, per attempt
+_MAX_TEXT = 10_000  # characters of one string, whatever minLength asks
+_MAX_ITEMS = 100  # items of one array / entries of one object, whatever minItems asks
 _PLACE_NAMES = {"location", "city", "place", "country", "region", "town", "destination", "origin"}
 _PLACE_NAMES |= {"address", "state", "area", "venue"}
 _QUERY_NAMES = {"query", "q", "text", "question", "search", "prompt", "input", "keywords"}
@@ -54,6 +63,17 @@ class FillContext:
     salt: str = ""  # varies ids and picks deterministically between requests
 
 
+class _OverBudget(Exception):
+    """An attempt took more than ``_MAX_STEPS`` steps."""
+
+
+def _finite(bound: Any) -> float | None:
+    """A numeric bound as a number, or None when it is absent, not a number or not finite."""
+    if isinstance(bound, bool) or not isinstance(bound, int | float):
+        return None
+    return bound if math.isfinite(bound) else None
+
+
 def _split_name(name: str) -> list[str]:
     """``"cityName"`` / ``"city_name"`` -> ``["city", "name"]``."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
@@ -69,22 +89,46 @@ class SchemaFiller:
         self._numbers = list(context.numbers)
         self._places = 0
         self._minimal = False
+        self._steps = 0
         # Honour the schema's own "$schema" draft; Pydantic and OpenAI use 2020-12 semantics.
-        self._validator_class = jsonschema.validators.validator_for(
-            self.root, jsonschema.Draft202012Validator
-        )
+        try:
+            self._validator_class = jsonschema.validators.validator_for(
+                self.root, jsonschema.Draft202012Validator
+            )
+        except (TypeError, AttributeError):  # a "$schema" that is not a URI string
+            self._validator_class = jsonschema.Draft202012Validator
 
     # ---- public -------------------------------------------------------------------------------
 
     def fill(self) -> Any:
         """An instance of the root schema (best effort when the schema cannot be satisfied)."""
-        value = self._value(self.root, "", 0, 0)
-        if self.is_valid(value, self.root):
+        value = self._attempt()
+        if value is not _NONE and self.is_valid(value, self.root):
             return value
         # A second, minimal attempt: only required fields, fewest items, no prompt numbers.
         self._minimal, self._numbers, self._places = True, [], 0
-        minimal = self._value(self.root, "", 0, 0)
-        return minimal if self.is_valid(minimal, self.root) else value
+        minimal = self._attempt()
+        if minimal is not _NONE and (value is _NONE or self.is_valid(minimal, self.root)):
+            return minimal
+        return None if value is _NONE else value
+
+    def _attempt(self) -> Any:
+        """One try at the root schema, or ``_NONE`` when it ran out of steps or nested too deep."""
+        self._steps = 0
+        try:
+            return self._value(self.root, "", 0, 0)
+        except (_OverBudget, RecursionError):
+            return _NONE
+
+    def _step(self) -> None:
+        self._steps += 1
+        if self._steps > _MAX_STEPS:
+            raise _OverBudget
+
+    def _fits(self, value: Any, schema: dict | bool) -> bool:
+        """``is_valid`` during an attempt: each check counts as a step."""
+        self._step()
+        return self.is_valid(value, schema)
 
     def is_valid(self, value: Any, schema: dict | bool) -> bool:
         """True when ``value`` validates against ``schema`` (a part of the root schema)."""
@@ -152,6 +196,7 @@ class SchemaFiller:
     def _value(self, schema: Any, name: str, depth: int, index: int) -> Any:
         if depth > _GIVE_UP:  # a schema that only refers to itself: nothing finite to build
             return None
+        self._step()
         schema = self._resolve(schema)
         if "allOf" in schema:
             schema = self._merge_all_of(schema)
@@ -190,7 +235,7 @@ class SchemaFiller:
                 {**base, **branch} if base.keys() - {"title", "description", "default"} else branch
             )
             candidate = self._value(merged, name, depth + 1, index)
-            if self.is_valid(candidate, schema):
+            if self._fits(candidate, schema):
                 return candidate
         return candidate
 
@@ -210,7 +255,7 @@ class SchemaFiller:
             if key in required or not deep:
                 result[key] = self._value(subschema, key, depth + 1, 0)
         extra = schema.get("additionalProperties")
-        wanted = int(schema.get("minProperties") or 0)
+        wanted = min(int(schema.get("minProperties") or 0), _MAX_ITEMS)
         # dict[str, X] fields: one plausible entry reads better than an empty mapping.
         if isinstance(extra, dict) and not properties and not deep:
             wanted = max(wanted, 1)
@@ -225,7 +270,7 @@ class SchemaFiller:
         return result
 
     def _array(self, schema: dict, name: str, depth: int) -> list:
-        low = int(schema.get("minItems") or 0)
+        low = min(int(schema.get("minItems") or 0), _MAX_ITEMS)
         high = schema.get("maxItems")
         deep = self._minimal or depth >= _DEEP
         count = low if deep else max(low, 2)
@@ -259,14 +304,17 @@ class SchemaFiller:
             candidate = self._value(schema, name, depth, index + k)
             if isinstance(candidate, str) and candidate in taken:
                 candidate = f"{value} {k + 1}"
-            if candidate not in taken and self.is_valid(candidate, schema):
+            if candidate not in taken and self._fits(candidate, schema):
                 return candidate
         return _NONE
 
     def _number(self, schema: dict, name: str, index: int, *, integer: bool) -> int | float:
-        low = schema.get("minimum")
-        high = schema.get("maximum")
+        low, high = _finite(schema.get("minimum")), _finite(schema.get("maximum"))
         ex_low, ex_high = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        if not isinstance(ex_low, bool):
+            ex_low = _finite(ex_low)
+        if not isinstance(ex_high, bool):
+            ex_high = _finite(ex_high)
         step = 1 if integer else 0.5
         if isinstance(ex_low, bool) or isinstance(ex_high, bool):  # draft 4 boolean form
             low = low + step if ex_low is True and low is not None else low
@@ -303,8 +351,8 @@ class SchemaFiller:
             guess = low
         if high is not None and guess > high:
             guess = high if low is None or high >= low else low
-        multiple = schema.get("multipleOf")
-        if isinstance(multiple, int | float) and multiple > 0:
+        multiple = _finite(schema.get("multipleOf"))
+        if multiple is not None and multiple > 0:
             # Decimal arithmetic: 70 * 0.01 must be 0.7, not 0.7000000000000001.
             step_size = Decimal(str(multiple))
             steps = round(Decimal(str(guess)) / step_size)
@@ -372,14 +420,14 @@ class SchemaFiller:
         low, high = schema.get("minLength"), schema.get("maxLength")
         if isinstance(low, int) and len(text) < low:
             filler = " ".join(self.context.words or ["example"])
-            while len(text) < low:
+            while len(text) < min(low, _MAX_TEXT):
                 text = f"{text} {filler}".strip()
         if isinstance(high, int) and len(text) > high:
             text = text[:high].rstrip() or text[:high]
         pattern = schema.get("pattern")
-        if isinstance(pattern, str) and not self.is_valid(text, {"pattern": pattern}):
+        if isinstance(pattern, str) and not self._fits(text, {"pattern": pattern}):
             for candidate in (regex_sample.sample(pattern), "example", "abc", "ABC", "123", "a1"):
-                if candidate is not None and self.is_valid(candidate, schema):
+                if candidate is not None and self._fits(candidate, schema):
                     return candidate
         return text
 

@@ -8,6 +8,7 @@ across processes and machines.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterator
 
@@ -95,6 +96,8 @@ def numbers(text: str) -> list[float]:
     result: list[float] = []
     for match in _NUMBER.finditer(text.replace(",", "")):
         value = float(match.group(0))
+        if not math.isfinite(value):  # hundreds of digits: no field can take it as a number
+            continue
         result.append(int(value) if value.is_integer() else value)
     return result
 

@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - other interpreters
     _parser = None  # type: ignore[assignment]
 
 _PREFERRED = "a1A-_ .@"  # try these first for character classes, then scan
+_MAX_LENGTH = 10_000  # a pattern that needs more ("a{1000000000}") gets None, not gigabytes
 
 
 def _from_in(items: list[Any]) -> str | None:
@@ -70,7 +71,7 @@ def _sample(tree: Any) -> str | None:
         elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
             low, _high, sub = arg
             piece = _sample(sub)
-            if piece is None:
+            if piece is None or len(piece) * low > _MAX_LENGTH:
                 return None
             out.append(piece * low)
         elif op is _c.SUBPATTERN:

@@ -18,13 +18,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
 
-from stackit_nb.local import catalog, wire
+from stackit_nb.local import catalog, openapi, wire
 from stackit_nb.local.engines import (
     ChatRequest,
     Choice,
@@ -67,6 +68,7 @@ def create_app(
         description="OpenAI-compatible chat completions, embeddings and models, offline.",
         version="1",
     )
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     app.state.settings, app.state.faults, app.state.log = settings, faults, log
     app.state.engine = chat_engine
 
@@ -93,21 +95,34 @@ def create_app(
         param = ".".join(str(x) for x in problems[0].get("loc", ())[1:2]) if problems else None
         return error_response(400, "Invalid request: " + "; ".join(parts), param)
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Routing and body-parsing errors (unknown path, wrong method, a body the parser gives up
+        # on) in the same shape as every other error, so clients read them the same way.
+        message = {
+            404: f"No route {request.url.path}; the API is under /v1 (models, chat/completions, "
+            "embeddings).",
+            405: f"{request.method} is not allowed on {request.url.path}.",
+        }.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
     app.add_middleware(Guard, settings=settings, faults=faults, log=log, reply=error_response)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=None, responses=openapi.LIST_MODELS)
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": [m.to_openai() for m in catalog.MODELS]}
 
-    @app.get("/v1/models/{model_id:path}")
-    async def get_model(model_id: str) -> dict[str, Any]:
+    @app.get("/v1/models/{model_id:path}", response_model=None, responses=openapi.GET_MODEL)
+    async def get_model(
+        model_id: Annotated[str, Path(examples=[catalog.MODELS[0].id])],
+    ) -> dict[str, Any]:
         return model_or_404(model_id).to_openai()
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", response_model=None, responses=openapi.CHAT_COMPLETIONS)
     async def chat_completions(body: ChatCompletionBody) -> Response:
         chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
@@ -117,7 +132,9 @@ def create_app(
             return await _live(
                 chat_engine, body, chat_request, prompt_tokens, completion_id, created
             )
-        choices = chat_engine.complete(chat_request)
+        # Off the event loop: a long reply (n=16, "write 100000 words") takes seconds to build,
+        # and the server keeps answering other requests meanwhile.
+        choices = await asyncio.to_thread(chat_engine.complete, chat_request)
         if not body.stream:
             await _pace_whole(choices)
             data = wire.completion(
@@ -135,7 +152,7 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.post("/v1/embeddings")
+    @app.post("/v1/embeddings", response_model=None, responses=openapi.EMBEDDINGS)
     async def embeddings(body: EmbeddingsBody) -> dict[str, Any]:
         model = model_or_404(body.model)
         if not model.supports("embedding"):

@@ -1,10 +1,18 @@
-"""Request bodies of the local server and the checks a real STACKIT (vLLM) server makes."""
+"""Request bodies of the local server and the checks a real STACKIT (vLLM) server makes.
+
+The body models accept loose JSON objects where OpenAI's API nests them (content parts, tool
+calls, tools, ``tool_choice``, ``response_format``); ``prepare_chat`` checks their shape and says
+what is wrong in the field's own terms. The OpenAPI document describes those shapes (the
+``*_SCHEMA`` constants below, attached with ``WithJsonSchema``): each keyword in them is one that
+``prepare_chat`` enforces, so a client built from the document is never surprised by a 400.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from stackit_nb.local import catalog
 from stackit_nb.local.engines import ChatRequest
@@ -20,14 +28,129 @@ class APIError(Exception):
         self.status, self.message, self.param = status, message, param
 
 
+# -- the nested shapes, as the OpenAPI document shows them ---------------------------------------
+
+_STRING = {"type": "string"}
+TEXT_PART_SCHEMA = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"const": "text"}, "text": _STRING},
+}
+IMAGE_PART_SCHEMA = {
+    "type": "object",
+    "required": ["type", "image_url"],
+    "properties": {
+        "type": {"const": "image_url"},
+        "image_url": {
+            "description": "A base64 data URL (data:image/png;base64,...), alone or as {url}.",
+            "anyOf": [
+                _STRING,
+                {"type": "object", "required": ["url"], "properties": {"url": _STRING}},
+            ],
+        },
+    },
+}
+CONTENT_SCHEMA = {
+    "anyOf": [
+        _STRING,
+        {"type": "array", "items": {"anyOf": [TEXT_PART_SCHEMA, IMAGE_PART_SCHEMA]}},
+        {"type": "null"},
+    ]
+}
+TOOL_CALL_SCHEMA = {
+    "type": "object",
+    "required": ["function"],
+    "properties": {
+        "id": _STRING,
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name", "arguments"],
+            "properties": {"name": _STRING, "arguments": {**_STRING, "description": "JSON text"}},
+        },
+    },
+}
+TOOL_SCHEMA = {
+    "type": "object",
+    "required": ["type", "function"],
+    "properties": {
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "description": {"type": ["string", "null"]},
+                "parameters": {
+                    "type": ["object", "null"],
+                    "description": "A JSON Schema for the arguments.",
+                },
+            },
+        },
+    },
+}
+TOOL_CHOICE_SCHEMA = {
+    "anyOf": [
+        {"enum": ["none", "auto", "required"]},
+        {
+            "type": "object",
+            "required": ["function"],
+            "properties": {
+                "type": {"const": "function"},
+                "function": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": _STRING},
+                },
+            },
+        },
+        {"type": "null"},
+    ]
+}
+RESPONSE_FORMAT_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": ["text", "json_object"]}},
+        },
+        {
+            "type": "object",
+            "required": ["type", "json_schema"],
+            "properties": {
+                "type": {"const": "json_schema"},
+                "json_schema": {
+                    "type": "object",
+                    "required": ["schema"],
+                    "properties": {
+                        "name": _STRING,
+                        "schema": {"type": "object", "description": "A JSON Schema."},
+                    },
+                },
+            },
+        },
+        {"type": "null"},
+    ]
+}
+
+
+def _list_of(schema: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"type": "array", "items": schema}, {"type": "null"}]})
+
+
+# -- the bodies -----------------------------------------------------------------------------------
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Strict: `"temperature": false` or `"n": "2"` is a 400 naming the field, as on OpenAI,
+    # not quietly read as 0.0 or 2 (code that works here must work against any server).
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Message(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    content: Annotated[str | list[dict[str, Any]] | None, WithJsonSchema(CONTENT_SCHEMA)] = None
+    tool_calls: Annotated[list[dict[str, Any]] | None, _list_of(TOOL_CALL_SCHEMA)] = None
     tool_call_id: str | None = None
     name: str | None = None
 
@@ -37,8 +160,10 @@ class StreamOptions(_Body):
 
 
 class ChatCompletionBody(_Body):
-    model: str
-    messages: list[Message] = Field(min_length=1)
+    model: str = Field(examples=catalog.ids_with("chat")[:1])
+    messages: list[Message] = Field(
+        min_length=1, examples=[[{"role": "user", "content": "Tell me a joke."}]]
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -48,15 +173,15 @@ class ChatCompletionBody(_Body):
     seed: int | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    response_format: Annotated[dict[str, Any] | None, WithJsonSchema(RESPONSE_FORMAT_SCHEMA)] = None
+    tools: Annotated[list[dict[str, Any]] | None, _list_of(TOOL_SCHEMA)] = None
+    tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
     reasoning_effort: Literal["low", "medium", "high"] | None = None
 
 
 class EmbeddingsBody(_Body):
-    model: str
-    input: str | list[str]
+    model: str = Field(examples=catalog.ids_with("embedding")[:1])
+    input: str | list[str] = Field(examples=["The river flows past the old mill."])
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
 
@@ -79,6 +204,7 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
             param="model",
         )
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    _check_tool_calls(messages)
     images = _decode_images(model, messages)
     image_cost = sum(image_tokens(i.width, i.height) for i in images)
     prompt_tokens = count_prompt_tokens(messages, image_cost)
@@ -93,20 +219,8 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
             param="messages",
         )
     _check_response_format(body.response_format)
-    if body.tools is not None:
-        for i, tool in enumerate(body.tools):
-            function = tool.get("function") if isinstance(tool, dict) else None
-            if (
-                tool.get("type") != "function"
-                or not isinstance(function, dict)
-                or (not function.get("name"))
-            ):
-                raise APIError(
-                    400,
-                    f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ..., "
-                    "'parameters': {...}}}}",
-                    param="tools",
-                )
+    _check_tools(body.tools or [])
+    _check_tool_choice(body.tool_choice)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     request = ChatRequest(
         model=model,
@@ -175,9 +289,93 @@ def _check_response_format(response_format: dict[str, Any] | None) -> None:
         )
     if kind == "json_schema":
         spec = response_format.get("json_schema")
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("schema"), dict)
+            or not isinstance(spec.get("name", ""), str)
+        ):
             raise APIError(
                 400,
                 "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
                 param="response_format",
             )
+        _check_json_schema(spec["schema"], "response_format.json_schema.schema", "response_format")
+
+
+def _check_tool_calls(messages: list[dict[str, Any]]) -> None:
+    """Tool calls an assistant message carries back: the shape OpenAI's SDK sends."""
+    for m_index, message in enumerate(messages):
+        for c_index, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function")
+            if (
+                not isinstance(call.get("id", ""), str)
+                or call.get("type", "function") != "function"
+                or not isinstance(function, dict)
+                or not isinstance(function.get("name"), str)
+                or not isinstance(function.get("arguments"), str)
+            ):
+                raise APIError(
+                    400,
+                    f"messages[{m_index}].tool_calls[{c_index}] must be {{'id': '...', 'type': "
+                    "'function', 'function': {'name': '...', 'arguments': '<JSON text>'}}",
+                    param="messages",
+                )
+
+
+def _check_tools(tools: list[dict[str, Any]]) -> None:
+    for i, tool in enumerate(tools):
+        function = tool.get("function")
+        if (
+            tool.get("type") != "function"
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not function["name"]
+            or not isinstance(function.get("description", ""), str | None)
+            or not isinstance(function.get("parameters", {}), dict | None)
+        ):
+            raise APIError(
+                400,
+                f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ..., "
+                "'description': ..., 'parameters': {...}}}}",
+                param="tools",
+            )
+        if function.get("parameters"):
+            _check_json_schema(function["parameters"], f"tools[{i}].function.parameters", "tools")
+
+
+def _check_tool_choice(tool_choice: str | dict[str, Any] | None) -> None:
+    if tool_choice is None or tool_choice in ("none", "auto", "required"):
+        return
+    if isinstance(tool_choice, dict):
+        function = tool_choice.get("function")
+        if (
+            tool_choice.get("type", "function") == "function"
+            and isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+        ):
+            return
+    raise APIError(
+        400,
+        f"tool_choice {tool_choice!r} is not supported; use 'none', 'auto', 'required' or "
+        "{'type': 'function', 'function': {'name': ...}}",
+        param="tool_choice",
+    )
+
+
+def _check_json_schema(schema: dict[str, Any], where: str, param: str) -> None:
+    """A schema the engine will fill must be a valid JSON Schema (OpenAI answers 400 too)."""
+    declared = schema.get("$schema")
+    if declared is not None and not isinstance(declared, str):
+        raise APIError(400, f"{where}: $schema must be a string (a JSON Schema URI)", param=param)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path)
+        raise APIError(
+            400,
+            f"{where} is not a valid JSON Schema: {exc.message}" + (f" (at {at})" if at else ""),
+            param=param,
+        ) from None
+    except RecursionError:
+        raise APIError(400, f"{where} is nested too deeply", param=param) from None
