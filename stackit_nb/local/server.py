@@ -125,32 +125,17 @@ def create_app(
     @app.post("/v1/chat/completions", response_model=None, responses=openapi.CHAT_COMPLETIONS)
     async def chat_completions(body: ChatCompletionBody) -> Response:
         chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
-        completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
-        fields = wire.REASONING_FIELDS[settings.reasoning_field]
+        reply = _Reply(body, settings.reasoning_field)
         if isinstance(chat_engine, LiveEngine):
-            return await _live(
-                chat_engine, body, chat_request, prompt_tokens, completion_id, created
-            )
+            return await _live(chat_engine, reply, chat_request, prompt_tokens)
         # Off the event loop: a long reply (n=16, "write 100000 words") takes seconds to build,
         # and the server keeps answering other requests meanwhile.
         choices = await asyncio.to_thread(chat_engine.complete, chat_request)
         if not body.stream:
             await _pace_whole(choices)
-            data = wire.completion(
-                completion_id, created, body.model, choices, prompt_tokens, fields
-            )
-            return JSONResponse(data)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = wire.ChunkWriter(
-            completion_id, created, body.model, include_usage=include_usage, reasoning_fields=fields
-        )
-        events = writer.events(choices, prompt_tokens)
-        return StreamingResponse(
-            _paced(events, faults.take_stream()),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+            return reply.whole(choices, prompt_tokens)
+        events = reply.writer().events(choices, prompt_tokens)
+        return _event_stream(_paced(events, faults.take_stream()))
 
     @app.post("/v1/embeddings", response_model=None, responses=openapi.EMBEDDINGS)
     async def embeddings(body: EmbeddingsBody) -> dict[str, Any]:
@@ -242,16 +227,10 @@ def create_app(
     # -- helpers that need the settings ------------------------------------------------------------
 
     async def _live(
-        live: LiveEngine,
-        body: ChatCompletionBody,
-        chat_request: ChatRequest,
-        prompt_tokens: int,
-        completion_id: str,
-        created: int,
+        live: LiveEngine, reply: _Reply, chat_request: ChatRequest, prompt_tokens: int
     ) -> Response:
         """A chat completion from an engine that generates while the server streams."""
         started = asyncio.get_running_loop().time()
-        fields = wire.REASONING_FIELDS[settings.reasoning_field]
         items = live.stream(chat_request, cancelled=settings.closing.is_set)
         # Wait for the engine to read the prompt before answering: errors it finds (the model's
         # own context is too small, say) still become a proper status and error body.
@@ -261,7 +240,7 @@ def create_app(
             raise APIError(503, "The local server is stopping; try again.") from None
         if isinstance(first, Prompt) and first.tokens is not None:
             prompt_tokens = first.tokens
-        if not body.stream:
+        if not reply.body.stream:
             try:
                 choices = [item async for item in items if isinstance(item, Choice)]
             finally:
@@ -269,20 +248,9 @@ def create_app(
             choices.sort(key=lambda c: c.index)
             elapsed = asyncio.get_running_loop().time() - started
             await _pace_whole(choices, already=elapsed)
-            data = wire.completion(
-                completion_id, created, body.model, choices, prompt_tokens, fields
-            )
-            return JSONResponse(data)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = wire.ChunkWriter(
-            completion_id, created, body.model, include_usage=include_usage, reasoning_fields=fields
-        )
-        events = writer.live_events(items, chat_request.n, prompt_tokens)
-        return StreamingResponse(
-            _paced_live(events, faults.take_stream(), items.aclose),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+            return reply.whole(choices, prompt_tokens)
+        events = reply.writer().live_events(items, chat_request.n, prompt_tokens)
+        return _event_stream(_paced_live(events, faults.take_stream(), items.aclose))
 
     async def _pace_whole(choices: list[Choice], already: float = 0.0) -> None:
         """A non-streamed reply takes as long as streaming it would (``already`` spent)."""
@@ -369,6 +337,43 @@ def create_app(
             await wait(settings, fault.seconds)
 
     return app
+
+
+class _Reply:
+    """What a chat completion's response is built from, whichever engine made the choices."""
+
+    def __init__(self, body: ChatCompletionBody, reasoning_field: str) -> None:
+        self.body = body
+        self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        self.created = int(time.time())
+        self.fields = wire.REASONING_FIELDS[reasoning_field]
+
+    def whole(self, choices: list[Choice], prompt_tokens: int) -> JSONResponse:
+        """The non-streamed response."""
+        return JSONResponse(
+            wire.completion(
+                self.id, self.created, self.body.model, choices, prompt_tokens, self.fields
+            )
+        )
+
+    def writer(self) -> wire.ChunkWriter:
+        """The writer of the streamed response's events."""
+        options = self.body.stream_options
+        return wire.ChunkWriter(
+            self.id,
+            self.created,
+            self.body.model,
+            include_usage=bool(options and options.include_usage),
+            reasoning_fields=self.fields,
+        )
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
