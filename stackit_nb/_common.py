@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import weakref
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from haystack import logging
@@ -69,25 +71,57 @@ def compatible_init_parameters(
 
 
 class AsyncClientPerLoop:
-    """Mixin: rebuild the async OpenAI client when it is used from a different event loop.
+    """Mixin: one async OpenAI client per event loop, closed when that loop ends.
 
     The OpenAI async client keeps connections tied to the loop that opened them, so a component
     used from two ``asyncio.run()`` calls fails with "Event loop is closed". Tracking the loop
     makes that work; a component used from one long-lived loop keeps a single client.
+
+    Each client is closed inside its own loop when the loop shuts down (``asyncio.run()``'s end,
+    pytest-asyncio's teardown): left open, the SDK closes it when it is garbage-collected, on
+    whatever loop runs at that moment, and the closed loop's sockets fail there with a
+    "Task exception was never retrieved ... Event loop is closed" error in the log. A loop
+    closed by hand without ``loop.shutdown_asyncgens()`` cannot close its client: the next
+    loop that uses the component marks it closed; if none does, that one client stays with
+    the garbage collector.
     """
 
     async_client: Any
     _client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+    _closer: AsyncGenerator[None, None] | None = None
 
     async def warm_up_async(self) -> None:
         """Create the async client for the running event loop (once per loop)."""
         loop = asyncio.get_running_loop()
         previous = self._client_loop() if self._client_loop is not None else None
         if self.async_client is not None and previous is not loop:
-            # The old loop is gone or different: its sockets cannot be awaited from here.
-            self.async_client = None
+            await self._forget_client(previous)
+        created = self.async_client is None
         await super().warm_up_async()  # type: ignore[misc]
+        if created and self.async_client is not None:
+            self._closer = _close_when_loop_ends(self.async_client)
+            await anext(self._closer)
         self._client_loop = weakref.ref(loop)
+
+    async def _forget_client(self, previous: asyncio.AbstractEventLoop | None) -> None:
+        """Let go of the client of an earlier loop (normally closed already, as that loop ended)."""
+        closer, self._closer, self.async_client = self._closer, None, None
+        if closer is not None and (previous is None or previous.is_closed()):
+            # That loop was closed without shutting down its async generators: its sockets
+            # cannot be closed any more, but the client is marked closed so that garbage
+            # collection does not try again on this loop.
+            with contextlib.suppress(RuntimeError):
+                await closer.aclose()
+        # A loop still running elsewhere closes the client itself: dropping ``closer`` hands
+        # it to that loop's async-generator finalizer.
+
+
+async def _close_when_loop_ends(client: Any) -> AsyncGenerator[None, None]:
+    """Park in the client's loop until the loop finalizes its async generators, then close."""
+    try:
+        yield
+    finally:
+        await client.close()
 
 
 def client_settings(timeout: float | None, max_retries: int | None) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
@@ -12,11 +15,12 @@ import pytest
 from haystack.dataclasses import StreamingChunk
 from pydantic import BaseModel
 
-from stackit_nb import STACKITChatGenerator
+from stackit_nb import STACKITChatGenerator, STACKITTextEmbedder
 from stackit_nb.local import LocalSTACKIT
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 REASONER = "openai/gpt-oss-20b"
+EMBED = "intfloat/e5-mistral-7b-instruct"
 
 
 @pytest.fixture(autouse=True)
@@ -194,6 +198,44 @@ def test_asyncio_run_twice_with_one_generator(server: LocalSTACKIT) -> None:
     first = asyncio.run(generator.run_async("Tell me a joke."))
     second = asyncio.run(generator.run_async("Tell me a joke."))  # a new loop: a new client
     assert first["replies"][0].text == second["replies"][0].text
+
+
+@pytest.mark.parametrize("first_loop_ends", ["asyncio.run", "loop.close() alone"])
+@pytest.mark.parametrize("component", ["generator", "embedder"])
+def test_a_loops_client_is_closed_with_the_loop(
+    server: LocalSTACKIT, component: str, first_loop_ends: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Left open, the SDK closes a client when it is garbage-collected, on whatever loop runs
+    then; the old loop's sockets fail there and asyncio logs "Task exception was never
+    retrieved ... Event loop is closed" into the middle of somebody else's work."""
+    used: Any = (
+        STACKITChatGenerator(model=CHAT)
+        if component == "generator"
+        else STACKITTextEmbedder(model=EMBED)
+    )
+    if first_loop_ends == "asyncio.run":
+        asyncio.run(used.run_async("Tell me a joke."))
+        assert used.async_client.is_closed()  # inside its own loop, as that loop ended
+    else:  # closed without shutting down its async generators: nothing tells the client
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(used.run_async("Tell me a joke."))
+        loop.close()
+        assert not used.async_client.is_closed()
+    first = used.async_client
+    asyncio.run(used.run_async("Tell me a joke."))
+    assert first.is_closed()  # at the latest when the next loop took over
+    assert used.async_client is not first and used.async_client.is_closed()
+
+    del used, first
+
+    async def somebody_elses_work() -> None:
+        gc.collect()
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(somebody_elses_work())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_cancelling_a_stream_releases_it(server: LocalSTACKIT) -> None:
