@@ -27,7 +27,7 @@ from PIL import Image
 
 from stackit_nb.images import MAX_INPUT_BYTES, ImageError, describe_resize, format_bytes
 from stackit_nb.widgets import ImageUpload
-from stackit_nb.widgets.upload import CHUNK_BYTES, THUMBNAIL_SIDE
+from stackit_nb.widgets.upload import ARRIVING_LIMIT_BYTES, CHUNK_BYTES, THUMBNAIL_SIDE
 
 WEBSOCKET_LIMIT = 10 * 1024 * 1024  # what a default Jupyter server lets one message carry
 
@@ -363,6 +363,30 @@ def test_clear_keeps_a_file_still_arriving(corpus: dict[str, Path]) -> None:
         assert browser.chunk("a", index, part)["done"] is False
     assert browser.end("a")["done"] is True
     assert [image.meta["file_name"] for image in widget.images] == ["photo.jpg"]
+
+
+def test_a_file_that_stops_arriving_is_given_up_when_its_room_is_needed(
+    corpus: dict[str, Path],
+) -> None:
+    widget = ImageUpload()
+    browser = Browser(widget)
+    big = MAX_INPUT_BYTES  # the largest file the browser sends
+    announce = {"event": "file", "type": "image/jpeg", "chunks": -(-big // CHUNK_BYTES)}
+    for file_id in ["reloaded", "other view"]:  # the page was reloaded after the first part
+        browser.send({**announce, "id": file_id, "name": f"{file_id}.jpg", "size": big})
+        assert browser.chunk(file_id, 0, bytes(CHUNK_BYTES))["done"] is False
+    assert 2 * big <= ARRIVING_LIMIT_BYTES  # both fit: nothing given up yet
+    assert widget.errors == []
+
+    browser.upload(corpus["photo.jpg"])  # needs room: the oldest file still arriving goes
+    assert widget.errors == [
+        "reloaded.jpg stopped arriving half-way (was the page reloaded while it was being "
+        "sent?). Choose it again."
+    ]
+    assert "reloaded.jpg stopped arriving" in gallery_text(widget)
+    assert [image.meta["file_name"] for image in widget.images] == ["photo.jpg"]
+    assert browser.chunk("reloaded", 1, bytes(CHUNK_BYTES))["done"] is True  # forgotten
+    assert browser.chunk("other view", 1, bytes(CHUNK_BYTES))["done"] is False  # still wanted
 
 
 def test_help_says_how_files_travel_and_what_is_refused() -> None:

@@ -22,6 +22,9 @@ How a file gets from the browser to the kernel, and why:
   file with a message, never in an exception; later parts of a file refused that way are
   ignored. Every message is answered, so the browser never waits in vain while the kernel is
   idle. ``clear()`` keeps files still arriving (a chat clears its attachments when it sends).
+- **Bounded.** The parts of files still arriving take at most :data:`ARRIVING_LIMIT_BYTES`:
+  a file whose sending stopped half-way (a reloaded page) is given up, with a message, when a
+  newer file needs the room, instead of staying in the kernel's memory.
 
 The messages (``seq`` is echoed in the kernel's ``{"event": "ack", "seq", "done"}``; ``done``
 means the kernel is finished with that file and the gallery shows the outcome)::
@@ -64,6 +67,10 @@ __all__ = ["CHUNK_BYTES", "ImageUpload"]
 
 #: Bytes per upload message: well under the 10 MiB a default Jupyter server lets one carry.
 CHUNK_BYTES = 4 * 1024 * 1024
+#: The most the kernel holds for files still arriving (their announced sizes added up): room
+#: for two views of one widget sending at once. A file that stops arriving (the page was
+#: reloaded or closed mid-file) is given up when a newer one needs its room.
+ARRIVING_LIMIT_BYTES = 2 * MAX_INPUT_BYTES
 THUMBNAIL_SIDE = 128  # thumbnails are saved in the notebook's widget state: keep them tiny
 _ERROR_COLOUR = "#b00020"
 #: Why a file over the limit was not sent; ``{name}`` and ``{size}`` are filled in by the
@@ -75,6 +82,10 @@ _TOO_BIG = (
     "choose it again (upload.add(path) from Python applies the same limit)."
 )
 
+_STOPPED = (
+    "{name} stopped arriving half-way (was the page reloaded while it was being sent?). "
+    "Choose it again."
+)
 _HELP = f"""
 <details style="font-size: 12px; color: #555;">
 <summary>JPEG, PNG, WebP, GIF, BMP or TIFF, up to {format_bytes(MAX_INPUT_BYTES)} per file.
@@ -265,6 +276,7 @@ class ImageUpload(widgets.VBox):
             if count > size:
                 raise _Refused(f"{name}: {count} parts for {size} bytes. Choose it again.")
             type_ = _text(message.get("type"), "")
+            self._make_room(size)
             self._incoming[file_id] = _Incoming(name=name, size=size, type=type_, count=count)
             return False
         incoming = self._incoming.get(file_id)
@@ -281,6 +293,16 @@ class ImageUpload(widgets.VBox):
             self._record(self._convert(_assemble(incoming)))
             return True
         raise _Refused(f"{incoming.name}: unexpected upload message {str(event)[:40]!r}.")
+
+    def _make_room(self, size: int) -> None:
+        """Give up the oldest files still arriving until ``size`` more bytes fit the limit."""
+        arriving = sum(incoming.size for incoming in self._incoming.values())
+        for file_id, incoming in list(self._incoming.items()):
+            if arriving + size <= ARRIVING_LIMIT_BYTES:
+                break
+            del self._incoming[file_id]
+            arriving -= incoming.size
+            self._record(_Item(name=incoming.name, error=_STOPPED.format(name=incoming.name)))
 
     def _add_chunk(self, incoming: _Incoming, index: Any, buffers: Sequence[Any]) -> None:
         if len(buffers) != 1:
