@@ -76,6 +76,9 @@ def test_malformed_json_is_400(srv: LocalSTACKIT) -> None:
     assert r.status_code == 400 and "Malformed JSON" in r.json()["error"]["message"]
 
 
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
@@ -88,6 +91,13 @@ def test_malformed_json_is_400(srv: LocalSTACKIT) -> None:
         ({**ASK, "n": "many"}, "n"),
         ({**ASK, "response_format": {"type": "yaml"}}, "response_format"),
         ({**ASK, "tools": [{"type": "function"}]}, "tools"),
+        ({**ASK, "tool_choice": "required"}, "`tools` must be set"),
+        ({**ASK, "tool_choice": {"type": "function", "function": {"name": "f"}}}, "must be set"),
+        ({**ASK, "tools": [TOOL], "tool_choice": "sometimes"}, "tool_choice 'sometimes'"),
+        (
+            {**ASK, "tools": [TOOL], "tool_choice": {"function": {"name": "get_time"}}},
+            "Tool 'get_time' has not been passed in `tools`",
+        ),
         ({**ASK, "messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "audio"),
     ],
 )

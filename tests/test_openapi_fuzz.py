@@ -358,21 +358,22 @@ def test_a_body_nested_too_deeply_to_parse_is_an_openai_shaped_400(srv: LocalSTA
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status", "needle"),
+    ("method", "path", "status", "kind", "needle"),
     [
-        ("GET", "/v1/chat/completion", 404, "/v1/chat/completion"),
-        ("DELETE", "/v1/models", 405, "DELETE"),
-        ("GET", "/v1/embeddings", 405, "GET"),
+        ("GET", "/v1/chat/completion", 404, "NotFoundError", "/v1/chat/completion"),
+        ("DELETE", "/v1/models", 405, "MethodNotAllowedError", "DELETE"),
+        ("GET", "/v1/embeddings", 405, "MethodNotAllowedError", "GET"),
     ],
 )
 def test_unknown_routes_and_methods_answer_in_the_openai_shape(
-    srv: LocalSTACKIT, method: str, path: str, status: int, needle: str
+    srv: LocalSTACKIT, method: str, path: str, status: int, kind: str, needle: str
 ) -> None:
     # Were FastAPI's {"detail": "..."}, which the openai SDK shows as a bare status.
     with srv.client() as http:
         r = http.request(method, path)
     assert r.status_code == status
-    assert r.json()["error"]["code"] == status and needle in r.json()["error"]["message"]
+    error = r.json()["error"]
+    assert error["code"] == status and error["type"] == kind and needle in error["message"]
     if status == 405:
         assert r.headers["allow"]
 

@@ -18,6 +18,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
@@ -75,7 +76,9 @@ def create_app(
     def error_response(
         status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
     ) -> JSONResponse:
-        error_type = FAULT_STATUSES.get(status, "APIError")
+        # Named as the SDK names its errors: 405 -> "MethodNotAllowedError".
+        phrase = HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
+        error_type = FAULT_STATUSES.get(status, f"{phrase}Error")
         body = wire.error_body(status, message, error_type, param=param, shape=settings.error_shape)
         return JSONResponse(body, status_code=status, headers=headers)
 

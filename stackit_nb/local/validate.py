@@ -220,7 +220,7 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
         )
     _check_response_format(body.response_format)
     _check_tools(body.tools or [])
-    _check_tool_choice(body.tool_choice)
+    _check_tool_choice(body.tool_choice, body.tools or [])
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     request = ChatRequest(
         model=model,
@@ -343,23 +343,31 @@ def _check_tools(tools: list[dict[str, Any]]) -> None:
             _check_json_schema(function["parameters"], f"tools[{i}].function.parameters", "tools")
 
 
-def _check_tool_choice(tool_choice: str | dict[str, Any] | None) -> None:
-    if tool_choice is None or tool_choice in ("none", "auto", "required"):
+def _check_tool_choice(tool_choice: str | dict[str, Any] | None, tools: list[dict]) -> None:
+    """vLLM's checks: a known choice; one that forces a tool needs ``tools``, and that tool."""
+    if tool_choice is None or tool_choice in ("none", "auto"):
         return
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        if (
-            tool_choice.get("type", "function") == "function"
-            and isinstance(function, dict)
-            and isinstance(function.get("name"), str)
-        ):
-            return
-    raise APIError(
-        400,
-        f"tool_choice {tool_choice!r} is not supported; use 'none', 'auto', 'required' or "
-        "{'type': 'function', 'function': {'name': ...}}",
-        param="tool_choice",
-    )
+    named = _named_tool(tool_choice)
+    if tool_choice != "required" and named is None:
+        raise APIError(
+            400,
+            f"tool_choice {tool_choice!r} is not supported; use 'none', 'auto', 'required' or "
+            "{'type': 'function', 'function': {'name': ...}}",
+            param="tool_choice",
+        )
+    if not tools:
+        raise APIError(400, "When using `tool_choice`, `tools` must be set.", param="tool_choice")
+    if named is not None and named not in [(t.get("function") or {}).get("name") for t in tools]:
+        raise APIError(400, f"Tool {named!r} has not been passed in `tools`.", param="tool_choice")
+
+
+def _named_tool(tool_choice: str | dict[str, Any]) -> str | None:
+    """The function a ``{"type": "function", "function": {"name": ...}}`` choice names."""
+    if not isinstance(tool_choice, dict) or tool_choice.get("type", "function") != "function":
+        return None
+    function = tool_choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _check_json_schema(schema: dict[str, Any], where: str, param: str) -> None:
