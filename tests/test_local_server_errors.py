@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from stackit_nb.local import LocalSTACKIT
+from stackit_nb.local.server import create_app
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 ASK = {"model": CHAT, "messages": [{"role": "user", "content": "Tell me a joke."}]}
@@ -46,8 +47,30 @@ def test_auth_required(srv: LocalSTACKIT, header: str | None) -> None:
         openai.OpenAI(base_url=srv.url, api_key="wrong", max_retries=0).models.list()
 
 
-def test_admin_path_needs_the_token_too(srv: LocalSTACKIT) -> None:
-    assert httpx.get(srv.url.removesuffix("/v1") + "/_local/requests").status_code == 401
+#: Open without the token, as on vLLM: a liveness probe and the API's documentation.
+OPEN_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def test_every_api_and_admin_route_needs_the_token(srv: LocalSTACKIT) -> None:
+    routes = [
+        (method, route.path)
+        for route in create_app().routes
+        for method in sorted(getattr(route, "methods", None) or [])
+        if method != "HEAD"
+    ]
+    guarded = [(m, p) for m, p in routes if p not in OPEN_PATHS]
+    assert {p for _, p in routes} - {p for _, p in guarded} == OPEN_PATHS  # nothing else is open
+    assert len(guarded) >= 11 and all(p.startswith(("/v1/", "/_local/")) for _, p in guarded)
+    root = srv.url.removesuffix("/v1")
+    for method, path in guarded:
+        url = root + path.replace("{model_id:path}", CHAT)
+        body = ASK if method == "POST" else None
+        for headers in [{}, {"Authorization": "Bearer wrong-token"}]:
+            r = httpx.request(method, url, json=body, headers=headers)
+            assert r.status_code == 401, (method, path, r.status_code)
+    for path in OPEN_PATHS:  # what the open ones show holds no secret
+        r = httpx.get(root + path)
+        assert r.status_code == 200 and srv.api_key not in r.text, path
 
 
 def test_unknown_model_404_names_it(srv: LocalSTACKIT) -> None:
