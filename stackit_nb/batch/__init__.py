@@ -58,8 +58,7 @@ def _without_client_retries(generator: Any) -> Any | None:
     clone = copy.copy(generator)
     clone.max_retries = 0
     clone.client = clone.async_client = None
-    for attribute in ("_client_loop", "_closer"):  # AsyncClientPerLoop's: the caller's client
-        vars(clone).pop(attribute, None)
+    vars(clone).pop("_client_loop", None)
     return clone
 
 

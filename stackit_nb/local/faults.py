@@ -10,6 +10,7 @@ import copy
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 #: Statuses a queued fault may answer with, and the error type vLLM/OpenAI name for each.
@@ -28,6 +29,15 @@ FAULT_STATUSES: dict[int, str] = {
     503: "ServiceUnavailableError",
     504: "GatewayTimeoutError",
 }
+
+
+def error_type(status: int) -> str:
+    """The ``type`` of an error body: the SDK's name where the table has one, else the HTTP
+    phrase (405 -> ``MethodNotAllowedError``)."""
+    if status in FAULT_STATUSES:
+        return FAULT_STATUSES[status]
+    return HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "") + "Error"
+
 
 STREAM_FAULT_KINDS = ("cut_stream", "malformed_chunk", "stall_stream")
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi.responses import Response
 
 from stackit_nb.local import wire
-from stackit_nb.local.faults import FAULT_STATUSES, Faults, RequestLog
+from stackit_nb.local.faults import Faults, RequestLog, error_type
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -200,4 +200,4 @@ def _fault_message(status: int, retry_after: float | None) -> str:
             f"Rate limit exceeded for this model (requests or tokens per minute). "
             f"Retry after {math.ceil(retry_after or 1)} seconds."
         )
-    return f"Injected fault: the server answered {status} {FAULT_STATUSES[status]}."
+    return f"Injected fault: the server answered {status} {error_type(status)}."

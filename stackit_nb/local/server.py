@@ -18,7 +18,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
@@ -35,7 +34,7 @@ from stackit_nb.local.engines import (
     create_engine,
     resolve_engine,
 )
-from stackit_nb.local.faults import FAULT_STATUSES, Faults, RequestLog, StreamFault
+from stackit_nb.local.faults import Faults, RequestLog, StreamFault, error_type
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
 from stackit_nb.local.tokens import count_tokens
 from stackit_nb.local.validate import (
@@ -76,10 +75,8 @@ def create_app(
     def error_response(
         status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
     ) -> JSONResponse:
-        # Named as the SDK names its errors: 405 -> "MethodNotAllowedError".
-        phrase = HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
-        error_type = FAULT_STATUSES.get(status, f"{phrase}Error")
-        body = wire.error_body(status, message, error_type, param=param, shape=settings.error_shape)
+        kind = error_type(status)
+        body = wire.error_body(status, message, kind, param=param, shape=settings.error_shape)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(APIError)
