@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _current: Connection | None = None
 
+#: How long to wait for a local server to say which engine it runs: it answers in milliseconds,
+#: and a URL that points at something else must not hold up ``connect()``.
+ENGINE_QUERY_TIMEOUT = 2.0
+
 
 @dataclass
 class Connection:
@@ -29,6 +33,8 @@ class Connection:
     :param url: The OpenAI base URL in use.
     :param detail: How it was chosen, e.g. ``"scripted engine"`` or ``"key from STACKIT_API_KEY"``.
     :param server: The server ``connect()`` started, if it started one.
+    :param engine: The local server's engine (``"scripted"``, ``"smollm2"``), also for a server
+        found through ``STACKIT_API_BASE_URL``; ``None`` for STACKIT or a server that does not say.
     """
 
     backend: str
@@ -41,14 +47,17 @@ class Connection:
     @property
     def line(self) -> str:
         """The one line ``connect()`` prints (never contains the key)."""
+        where = f"{self.url} ({self.detail})"
         if self.backend == "stackit":
-            return f"stackit_nb: using STACKIT at {self.url} ({self.detail})"
-        if self.server is not None:
+            return f"stackit_nb: using STACKIT at {where}"
+        if self.server is not None and self._saved_env.get(API_KEY_ENV) is None:
             return (
                 f"stackit_nb: no {API_KEY_ENV} set - using the local STACKIT-compatible server "
-                f"at {self.url} ({self.detail})"
+                f"at {where}"
             )
-        return f"stackit_nb: using a local STACKIT-compatible server at {self.url} ({self.detail})"
+        if self.server is not None:
+            return f"stackit_nb: started a local STACKIT-compatible server at {where}"
+        return f"stackit_nb: using a local STACKIT-compatible server at {where}"
 
     def stop(self) -> None:
         """Stop the server ``connect()`` started and restore the environment it changed."""
@@ -79,7 +88,7 @@ class Connection:
 
         key = os.environ.get(API_KEY_ENV, "")
         response = httpx.post(
-            self.url.rstrip("/").removesuffix("/v1") + "/_local/config",
+            _config_url(self.url),
             json=settings,
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
@@ -103,20 +112,23 @@ def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
     """Pick the backend for this process and say which, in one printed line.
 
     - ``STACKIT_API_KEY`` set: use STACKIT (or, when ``STACKIT_API_BASE_URL`` points to this
-      machine, the local server it names, as ``make lab`` sets up).
+      machine, the local server it names, as ``make lab`` sets up; the line names the engine that
+      server runs, asked over its ``/_local/config``).
     - No key: start a local STACKIT-compatible server once per process and set
       ``STACKIT_API_BASE_URL`` and ``STACKIT_API_KEY`` (a local token) for this process, so the
       documentation's code runs unchanged. ``stop()`` on the result restores both.
 
     Calling it again returns the same connection. The key is never printed.
 
-    :param engine: The local server's engine, ignored when a key is set: ``"auto"`` (the real
-        small model ``smollm2`` when ``stackit-nb[local-llm]`` is installed, else ``"scripted"``;
-        ``$STACKIT_NB_ENGINE`` overrides it, as the test suite does to stay deterministic),
-        ``"scripted"`` (deterministic replies) or ``"smollm2"``. The line says which one runs.
-        Asking for another engine restarts the local server.
+    :param engine: The local server's engine, ignored when the key is for STACKIT: ``"auto"``
+        (the real small model ``smollm2`` when ``stackit-nb[local-llm]`` is installed, else
+        ``"scripted"``; ``$STACKIT_NB_ENGINE`` overrides it, as the test suite does to stay
+        deterministic; a server found through ``STACKIT_API_BASE_URL`` is used whatever it
+        runs), ``"scripted"`` (deterministic replies) or ``"smollm2"``. A named engine that the
+        found server does not run starts a local server of its own; asking for another engine
+        than the one started restarts it. The line says which engine answers.
     :param quiet: Do not print the line.
-    :returns: A :class:`Connection` (``.backend``, ``.url``, ``.stop()``).
+    :returns: A :class:`Connection` (``.backend``, ``.url``, ``.engine``, ``.stop()``).
 
     Example::
 
@@ -124,18 +136,16 @@ def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
 
         conn = stackit_nb.connect()
         conn.backend  # "stackit" or "local"
+        stackit_nb.connect(engine="smollm2")  # the real small model, once installed
     """
     global _current
     with _lock:
         current = _current
         if current is not None and not _still_valid(current):
             current = _current = None
-    if current is not None and current.server is not None:
-        from stackit_nb.local.engines import resolve_engine
-
-        if current.engine != resolve_engine(engine):
-            current.stop()
-            current = None
+    if current is not None and not _runs(current, engine):
+        current.stop()
+        current = None
     with _lock:
         if current is None:
             current = _current = _choose(engine)
@@ -155,13 +165,27 @@ def _still_valid(conn: Connection) -> bool:
     return bool(os.environ.get(API_KEY_ENV)) and resolve_base_url(None) == conn.url
 
 
+def _runs(conn: Connection, engine: str) -> bool:
+    """Whether ``conn`` serves what ``connect(engine=engine)`` asks for."""
+    if conn.backend != "local" or (engine == "auto" and conn.server is None):
+        return True  # STACKIT, or a server someone else started: used whatever it runs
+    return conn.engine == _resolve(engine)
+
+
 def _choose(engine: str) -> Connection:
+    found = "an unknown engine"
     if os.environ.get(API_KEY_ENV):
         url = resolve_base_url(None)
         source = f"key from {API_KEY_ENV}"
-        if is_local_url(url):
-            return Connection("local", url, f"from {BASE_URL_ENV}; {source}")
-        return Connection("stackit", url, source)
+        if not is_local_url(url):
+            return Connection("stackit", url, source)
+        running = _ask_engine(url)
+        if engine == "auto" or running == _resolve(engine):
+            label = f"{running} engine" if running else "engine unknown"
+            return Connection(
+                "local", url, f"{label}; from {BASE_URL_ENV}; {source}", engine=running
+            )
+        found = f"the {running} engine" if running else found
     from stackit_nb.local import LocalSTACKIT
 
     server = LocalSTACKIT(engine=engine).start()
@@ -169,9 +193,40 @@ def _choose(engine: str) -> Connection:
     saved = {name: os.environ.get(name) for name in (BASE_URL_ENV, API_KEY_ENV)}
     os.environ[BASE_URL_ENV] = server.url
     os.environ[API_KEY_ENV] = server.api_key
-    return Connection(
-        "local", server.url, f"{engine} engine", server=server, engine=engine, _saved_env=saved
-    )
+    detail = f"{engine} engine"
+    if saved[API_KEY_ENV] is not None:  # asked for an engine the server in the environment lacks
+        detail += f", as asked; the server at {saved[BASE_URL_ENV]} runs {found}"
+    return Connection("local", server.url, detail, server=server, engine=engine, _saved_env=saved)
+
+
+def _resolve(engine: str) -> str:
+    from stackit_nb.local.engines import resolve_engine
+
+    return resolve_engine(engine)
+
+
+def _config_url(url: str) -> str:
+    """A local server's settings route, next to its ``/v1``."""
+    return url.rstrip("/").removesuffix("/v1") + "/_local/config"
+
+
+def _ask_engine(url: str) -> str | None:
+    """The engine the local server at ``url`` runs, or ``None`` when it does not say in time
+    (another kind of server, a stopped one, a token it refuses)."""
+    import httpx
+
+    key = os.environ.get(API_KEY_ENV, "")
+    try:
+        response = httpx.get(
+            _config_url(url),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=ENGINE_QUERY_TIMEOUT,
+            trust_env=False,  # a loopback address: never through a proxy
+        )
+        engine = response.json().get("engine") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return engine if isinstance(engine, str) and engine else None
 
 
 def current() -> Connection | None:
