@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from _common import CHAT_MODEL, Row, ServerProcess, median, report
 
-from stackit_nb.local import smollm2
+from stackit_nb.local.engines import smollm2
 
 PROMPTS = [
     "Explain why the sky is blue.",

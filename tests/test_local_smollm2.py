@@ -30,9 +30,9 @@ from haystack.dataclasses import StreamingChunk
 from PIL import Image
 
 from stackit_nb import STACKITChatGenerator
-from stackit_nb.local import LocalSTACKIT, catalog, smollm2
-from stackit_nb.local.engines import ENGINE_ENV, ChatRequest, resolve_engine
-from stackit_nb.local.smollm2_text import StopText, template_messages
+from stackit_nb.local import LocalSTACKIT, catalog
+from stackit_nb.local.engines import ENGINE_ENV, ChatRequest, resolve_engine, smollm2
+from stackit_nb.local.engines.smollm2_text import StopText, template_messages
 from stackit_nb.local.vision import inspect_data_url
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"

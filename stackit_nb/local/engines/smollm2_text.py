@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stackit_nb.local.engines import ChatRequest, ScriptedEngine
+from stackit_nb.local.engines.interface import ChatRequest
 
 _IMAGE_NOTE = (
     "You cannot see images. Each attached image is replaced by [image: ...], the measurements "
@@ -61,9 +61,7 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
 
 def measurement_prefix(request: ChatRequest) -> str:
     """``(From the image measurements: ...)`` for the images the last user message is about."""
-    # The scripted engine owns the rule for which images a message is about; reuse it.
-    user_index, _ = ScriptedEngine._last_user(request.messages)
-    facts = ScriptedEngine._images(request, user_index)
+    facts = request.images_asked_about()
     if not facts:
         return ""
     if len(facts) == 1:
