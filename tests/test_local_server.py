@@ -15,6 +15,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from stackit_nb.local import LocalSTACKIT
+from stackit_nb.local.fingerprint import local_engine_of
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 VISION = "google/gemma-3-27b-it"
@@ -144,6 +145,19 @@ def test_stream_wire_format_and_equality_with_non_stream(srv: LocalSTACKIT) -> N
     content_chunks = [e for e in events[1:-3] if e["choices"][0]["delta"].get("content")]
     # one chunk per generated token: usage counts what was streamed
     assert len(content_chunks) == plain.usage.completion_tokens > 3
+
+
+def test_every_reply_and_chunk_names_the_local_engine(srv: LocalSTACKIT) -> None:
+    body = {"model": REASONING, "messages": user("Why is the sky blue?"), "n": 2}
+    plain = client(srv).chat.completions.create(**body)
+    assert plain.system_fingerprint == "stackit-nb-local-scripted"
+    assert local_engine_of(plain.system_fingerprint) == "scripted"
+    events = sse_events(srv, {**body, "stream": True, "stream_options": {"include_usage": True}})
+    chunks = events[:-1]
+    assert len(chunks) > 10 and chunks[-1]["choices"] == []  # role, pieces, finish, usage chunks
+    assert {c["system_fingerprint"] for c in chunks} == {"stackit-nb-local-scripted"}
+    # what a real server sends is never taken for the local one
+    assert local_engine_of("fp_44709d6fcb") is None and local_engine_of(None) is None
 
 
 def test_stream_without_usage_option_has_no_usage_chunk(srv: LocalSTACKIT) -> None:

@@ -91,6 +91,7 @@ class ChatCompletion(_Shape):
     object: Literal["chat.completion"]
     created: int
     model: str
+    system_fingerprint: str  # "stackit-nb-local-<engine>": which local engine answered
     choices: list[CompletionChoice]
     usage: Usage
 
@@ -129,6 +130,7 @@ class ChatCompletionChunk(_Shape):
     object: Literal["chat.completion.chunk"]
     created: int
     model: str
+    system_fingerprint: str  # "stackit-nb-local-<engine>": which local engine answered
     choices: list[ChunkChoice]
     usage: Usage | None = None
 

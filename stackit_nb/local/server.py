@@ -10,6 +10,10 @@ which are streamed at the configured pace. A live engine (``smollm2``, a real mo
 pieces as it generates them: the routes, auth, error bodies, faults and request log are the same;
 ``ttft`` and ``tokens_per_second`` only ever slow it down (a real model cannot go faster than it
 does), and usage comes from the model's own tokenizer.
+
+Every chat completion, plain or streamed (each chunk), carries ``system_fingerprint``
+``stackit-nb-local-<engine>`` (see :mod:`stackit_nb.local.fingerprint`), so a client can say
+which local engine answered; real STACKIT sends none or vLLM's own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from stackit_nb.local import catalog, openapi, wire
+from stackit_nb.local.api_error import APIError
 from stackit_nb.local.engines import (
     ChatRequest,
     Choice,
@@ -35,10 +40,10 @@ from stackit_nb.local.engines import (
     resolve_engine,
 )
 from stackit_nb.local.faults import Faults, RequestLog, StreamFault, error_type
+from stackit_nb.local.fingerprint import engine_fingerprint
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
 from stackit_nb.local.tokens import count_tokens
 from stackit_nb.local.validate import (
-    APIError,
     ChatCompletionBody,
     EmbeddingsBody,
     model_or_404,
@@ -125,7 +130,7 @@ def create_app(
     @app.post("/v1/chat/completions", response_model=None, responses=openapi.CHAT_COMPLETIONS)
     async def chat_completions(body: ChatCompletionBody) -> Response:
         chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
-        reply = _Reply(body, settings.reasoning_field)
+        reply = _Reply(body, settings.reasoning_field, engine_fingerprint(engine))
         if isinstance(chat_engine, LiveEngine):
             return await _live(chat_engine, reply, chat_request, prompt_tokens)
         # Off the event loop: a long reply (n=16, "write 100000 words") takes seconds to build,
@@ -342,8 +347,9 @@ def create_app(
 class _Reply:
     """What a chat completion's response is built from, whichever engine made the choices."""
 
-    def __init__(self, body: ChatCompletionBody, reasoning_field: str) -> None:
+    def __init__(self, body: ChatCompletionBody, reasoning_field: str, fingerprint: str) -> None:
         self.body = body
+        self.fingerprint = fingerprint
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
         self.fields = wire.REASONING_FIELDS[reasoning_field]
@@ -352,7 +358,13 @@ class _Reply:
         """The non-streamed response."""
         return JSONResponse(
             wire.completion(
-                self.id, self.created, self.body.model, choices, prompt_tokens, self.fields
+                self.id,
+                self.created,
+                self.body.model,
+                choices,
+                prompt_tokens,
+                self.fields,
+                self.fingerprint,
             )
         )
 
@@ -365,6 +377,7 @@ class _Reply:
             self.body.model,
             include_usage=bool(options and options.include_usage),
             reasoning_fields=self.fields,
+            system_fingerprint=self.fingerprint,
         )
 
 

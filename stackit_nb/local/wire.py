@@ -13,7 +13,7 @@ import struct
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from stackit_nb.local.engines import Choice, Piece, StreamItem
+from stackit_nb.local.engines.interface import Choice, Piece, StreamItem
 from stackit_nb.local.tokens import split_tokens
 
 REASONING_FIELDS = {
@@ -51,6 +51,7 @@ def completion(
     choices: list[Choice],
     prompt_tokens: int,
     reasoning_fields: tuple[str, ...],
+    system_fingerprint: str,
 ) -> dict[str, Any]:
     """A non-streaming ``chat.completion`` object."""
     out = []
@@ -74,6 +75,7 @@ def completion(
         "object": "chat.completion",
         "created": created,
         "model": model,
+        "system_fingerprint": system_fingerprint,
         "choices": out,
         "usage": usage(prompt_tokens, sum(c.completion_tokens for c in choices)),
     }
@@ -94,11 +96,13 @@ class ChunkWriter:
         *,
         include_usage: bool,
         reasoning_fields: tuple[str, ...],
+        system_fingerprint: str,
     ) -> None:
         tail = ',"usage":null' if include_usage else ""
         self._head = (
             f'data: {{"id":{_dumps(completion_id)},"object":"chat.completion.chunk",'
-            f'"created":{created},"model":{_dumps(model)},"choices":['
+            f'"created":{created},"model":{_dumps(model)},'
+            f'"system_fingerprint":{_dumps(system_fingerprint)},"choices":['
         )
         self._tail = f"]{tail}}}\n\n"
         self._usage_head = self._head.replace('"choices":[', '"choices":[],"usage":')
