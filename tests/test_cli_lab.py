@@ -1,8 +1,13 @@
-"""`stackit-nb lab` (what `make lab` runs): a local server when no key, JupyterLab on 127.0.0.1."""
+"""`stackit-nb lab` (what `make lab` runs): a working copy of the tutorials, the scripted engine,
+JupyterLab on 127.0.0.1 without the news prompt."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+from stackit_nb.lab import MANIFEST, NEWS_PLUGIN, prepare_working_copy
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 
 
 def free_port() -> int:
@@ -27,46 +38,194 @@ def isolated_jupyter_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_lab_starts_a_local_server_and_jupyterlab_on_loopback(tmp_path: Path) -> None:
-    port = free_port()
-    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def wait_for_jupyterlab(port: int, runtime: Path) -> str:
+    """JupyterLab's token, once its API answers."""
+    deadline = time.monotonic() + 120  # a few seconds normally; much longer on a busy machine
+    last: object = None
+    while True:
+        try:
+            last = httpx.get(f"http://127.0.0.1:{port}/api", timeout=5).status_code
+            servers = list(runtime.glob("jpserver-*.json"))
+            if last == 200 and servers:
+                return str(json.loads(servers[0].read_text())["token"])
+        except httpx.TransportError as exc:
+            last = exc
+        assert time.monotonic() < deadline, f"JupyterLab did not answer in 120 s: {last!r}"
+        time.sleep(0.5)
+
+
+def test_lab_serves_a_working_copy_on_the_scripted_engine_without_news(tmp_path: Path) -> None:
+    port, workdir = free_port(), tmp_path / "my-notebooks"
+    committed = digests(NOTEBOOKS)
+    env = isolated_jupyter_env(tmp_path)
     command = [
-        sys.executable, "-m", "stackit_nb.cli", "lab", "--no-browser",
-        "--port", str(port), "--notebook-dir", str(notebooks),
+        sys.executable, "-m", "stackit_nb.cli", "lab", "--no-browser", "--port", str(port),
+        "--notebooks", str(NOTEBOOKS), "--workdir", str(workdir),
     ]  # fmt: skip
     proc = subprocess.Popen(
         command,
-        env=isolated_jupyter_env(tmp_path),
+        cwd=tmp_path,
+        env=env,
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,  # so a failed run can end JupyterLab too, not only our process
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("stackit_nb: no STACKIT_API_KEY set - started the local")
-        server_url = line.split(" at ")[1].split()[0]
+        copy_line, server_line, engine_line = (proc.stdout.readline() for _ in range(3))
+        assert copy_line == (
+            f"stackit_nb: your working copy of the tutorials is my-notebooks/ (copied from "
+            f"{NOTEBOOKS}/, which stays as committed)\n"
+        )
+        assert server_line.startswith("stackit_nb: no STACKIT_API_KEY set - started the local")
+        assert "(scripted engine)" in server_line
+        assert engine_line.startswith("  engine scripted: deterministic replies")
+        assert "ENGINE=smollm2" in engine_line
+        server_url = server_line.split(" at ")[1].split()[0]
         assert server_url.startswith("http://127.0.0.1:")
-        assert httpx.get(server_url.removesuffix("/v1") + "/health").json() == {"status": "ok"}
-        deadline = time.monotonic() + 120  # a few seconds normally; much longer on a busy machine
-        last: object = None
-        while True:
-            try:
-                last = httpx.get(f"http://127.0.0.1:{port}/api", timeout=5).status_code
-                if last == 200:
-                    break
-            except httpx.TransportError as exc:
-                last = exc
-            assert time.monotonic() < deadline, f"JupyterLab did not answer in 120 s: {last!r}"
-            time.sleep(0.5)
-        lab = httpx.get(f"http://127.0.0.1:{port}/lab", timeout=10, follow_redirects=True)
-        assert lab.status_code in (200, 403)  # 403: the token page; either way it is serving
+        base = server_url.removesuffix("/v1")
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+
+        token = wait_for_jupyterlab(port, Path(env["JUPYTER_RUNTIME_DIR"]))
+        auth = {"Authorization": f"token {token}"}
+        lab = f"http://127.0.0.1:{port}"
+        # it serves the working copy, a copy of every tutorial
+        listed = httpx.get(f"{lab}/api/contents", headers=auth, timeout=10).json()["content"]
+        assert sorted(item["name"] for item in listed) == sorted(committed)
+        assert {k: v for k, v in digests(workdir).items() if k != MANIFEST} == committed
+        # no "get notified about news?" prompt (its plugin is off) and nothing fetched
+        page = httpx.get(f"{lab}/lab", headers=auth, timeout=10).text
+        config = re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S)
+        assert config is not None
+        assert NEWS_PLUGIN in json.loads(config.group(1))["disabledExtensions"]
+        assert httpx.get(f"{lab}/lab/api/news", headers=auth).json() == {"news": []}
+        assert httpx.get(f"{lab}/lab/api/update", headers=auth).json() == {"notification": None}
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored when the tests run in background
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+    assert proc.returncode == 0
     with socket.socket() as probe:  # the local server went away with it
         assert probe.connect_ex(("127.0.0.1", int(server_url.split(":")[2].split("/")[0]))) != 0
+    assert digests(NOTEBOOKS) == committed
+    assert not (tmp_path / "lab-settings").exists()  # the learner's settings folder: untouched
+
+
+@pytest.fixture
+def originals(tmp_path: Path) -> Path:
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, folder)
+    return folder
+
+
+def test_a_later_start_keeps_the_learners_work_and_adds_new_tutorials(
+    originals: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "my-notebooks"
+    first = prepare_working_copy(originals, workdir)
+    assert first.created and first.added == [] and first.kept_as is None
+    assert {k: v for k, v in digests(workdir).items() if k != MANIFEST} == digests(originals)
+    # the learner runs a tutorial (its saved outputs change) and deletes another
+    (workdir / "01_quickstart.ipynb").write_text('{"learner": "edited"}')
+    (workdir / "09_magic.ipynb").unlink()
+    (workdir / "notes.md").write_text("mine")
+    # upstream: a new tutorial with a data file, and a changed one
+    (originals / "10_new.ipynb").write_text("{}")
+    (originals / "data").mkdir()
+    (originals / "data" / "table.csv").write_text("a,b\n")
+    (originals / "02_pipelines.ipynb").write_text('{"upstream": "changed"}')
+    (originals / ".ipynb_checkpoints").mkdir()
+    (originals / ".ipynb_checkpoints" / "10_new-checkpoint.ipynb").write_text("{}")
+
+    second = prepare_working_copy(originals, workdir)
+    assert not second.created
+    assert second.added == ["10_new.ipynb", "data/table.csv"]
+    assert second.changed_upstream == ["02_pipelines.ipynb"]
+    assert (workdir / "01_quickstart.ipynb").read_text() == '{"learner": "edited"}'
+    assert not (workdir / "09_magic.ipynb").exists()  # deleted on purpose: not brought back
+    assert (workdir / "notes.md").read_text() == "mine"
+    assert (workdir / "02_pipelines.ipynb").read_bytes() == (
+        NOTEBOOKS / "02_pipelines.ipynb"
+    ).read_bytes()
+    assert (workdir / "data" / "table.csv").read_text() == "a,b\n"
+    assert not (workdir / ".ipynb_checkpoints").exists()
+    report = "\n".join(second.report())
+    assert "kept from earlier sessions; new from" in report
+    assert "10_new.ipynb, data/table.csv" in report
+    assert "changed in" in report and "02_pipelines.ipynb" in report and "REFRESH=1" in report
+
+    third = prepare_working_copy(originals, workdir)  # nothing new since: nothing copied
+    assert third.added == [] and third.changed_upstream == ["02_pipelines.ipynb"]
+
+
+def test_refresh_copies_again_and_keeps_the_old_copy(originals: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "my-notebooks"
+    prepare_working_copy(originals, workdir)
+    (workdir / "01_quickstart.ipynb").write_text('{"learner": "edited"}')
+    (workdir / "notes.md").write_text("mine")
+
+    refreshed = prepare_working_copy(originals, workdir, refresh=True)
+    assert refreshed.created and refreshed.kept_as is not None
+    assert re.fullmatch(r"my-notebooks\.old-\d{8}-\d{6}", refreshed.kept_as.name)
+    assert (refreshed.kept_as / "01_quickstart.ipynb").read_text() == '{"learner": "edited"}'
+    assert (refreshed.kept_as / "notes.md").read_text() == "mine"
+    assert {k: v for k, v in digests(workdir).items() if k != MANIFEST} == digests(originals)
+    assert "previous working copy is kept in" in refreshed.report()[0]
+
+    again = prepare_working_copy(originals, workdir, refresh=True)  # within the same second
+    assert again.kept_as is not None and again.kept_as != refreshed.kept_as
+    assert refreshed.kept_as.is_dir() and again.kept_as.is_dir()
+
+
+def run_lab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "stackit_nb.cli", "lab", "--no-browser", *args]
+    return subprocess.run(
+        command, cwd=cwd, env=isolated_jupyter_env(cwd), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_lab_refuses_folders_it_cannot_use(originals: Path, tmp_path: Path) -> None:
+    missing = run_lab("--notebooks", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "no tutorials folder at nowhere/" in missing.stderr and "--notebooks" in missing.stderr
+
+    inside = run_lab("--workdir", "notebooks/mine", cwd=tmp_path)
+    assert inside.returncode == 2
+    assert "must be separate folders" in inside.stderr and "--originals" in inside.stderr
+    assert not (originals / "mine").exists()
+
+    both = run_lab("--refresh", "--originals", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def make_dry_run(*variables: str, tmp_path: Path) -> str:
+    """The commands `make lab` would run in a fresh clone (a venv that does not exist yet)."""
+    result = subprocess.run(
+        ["make", "--dry-run", "--always-make", "lab", f"VENV={tmp_path / 'venv'}", *variables],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
+def test_make_lab_starts_the_scripted_engine_and_builds_no_model(tmp_path: Path) -> None:
+    default = make_dry_run(tmp_path=tmp_path)
+    assert "stackit-nb lab --engine scripted" in default
+    assert "build_llama_wheel" not in default and "local-llm" not in default
+
+    smollm2 = make_dry_run("ENGINE=smollm2", "REFRESH=1", tmp_path=tmp_path)
+    assert "scripts/build_llama_wheel.py" in smollm2 and "local-llm" in smollm2
+    assert "stackit-nb lab --engine smollm2 --refresh" in smollm2
+
+    authors = make_dry_run("ORIGINALS=1", "LAB_ARGS=--no-browser", tmp_path=tmp_path)
+    assert "stackit-nb lab --engine scripted --originals --no-browser" in authors
