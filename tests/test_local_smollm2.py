@@ -28,15 +28,19 @@ import openai
 import pytest
 from haystack.dataclasses import StreamingChunk
 from PIL import Image
+from test_local_structured_output import CITY, RECIPE, City
 
 from stackit_nb import STACKITChatGenerator
 from stackit_nb.local import LocalSTACKIT, catalog
 from stackit_nb.local.engines import ENGINE_ENV, ChatRequest, resolve_engine, smollm2
-from stackit_nb.local.engines.smollm2_text import StopText, template_messages
+from stackit_nb.local.engines.smollm2_reply import REASONING_TOKENS
+from stackit_nb.local.engines.smollm2_text import REASONING_OPENING, StopText, template_messages
+from stackit_nb.local.tokens import image_tokens
 from stackit_nb.local.vision import inspect_data_url
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 VISION = "google/gemma-3-27b-it"
+REASONER = "openai/gpt-oss-120b"
 MISSING = smollm2.missing()
 
 pytestmark = pytest.mark.smollm2
@@ -67,9 +71,10 @@ def _reset(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     srv: LocalSTACKIT = request.getfixturevalue("llm")
     srv.faults.clear()
-    srv.configure(ttft=0.0, tokens_per_second=None)
+    srv.configure(ttft=0.0, tokens_per_second=None, reasoning_field="both")
     yield
     srv.faults.clear()
+    srv.configure(reasoning_field="both")
 
 
 def client(srv: LocalSTACKIT, **kwargs: Any) -> openai.OpenAI:
@@ -181,23 +186,211 @@ def test_json_mode_and_json_schema_parse(llm: LocalSTACKIT) -> None:
     jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)
 
 
-def test_image_reply_says_it_comes_from_measurements(llm: LocalSTACKIT) -> None:
+def image_message(size: tuple[int, int], colour: tuple[int, int, int]) -> dict[str, Any]:
     buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (220, 20, 20)).save(buffer, "PNG")
+    Image.new("RGB", size, colour).save(buffer, "PNG")
     url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    message = {
+    return {
         "role": "user",
         "content": [
             {"type": "text", "text": "What is in this picture?"},
             {"type": "image_url", "image_url": {"url": url}},
         ],
     }
+
+
+def test_image_reply_says_it_comes_from_measurements(llm: LocalSTACKIT) -> None:
+    message = image_message((64, 48), (220, 20, 20))
     reply = client(llm).chat.completions.create(
         model=VISION, messages=[message], temperature=0, max_tokens=30
     )
     content = reply.choices[0].message.content or ""
     assert content.startswith("(From the image measurements: a 64x48 PNG image, mostly red")
     assert len(content) > len("(From the image measurements: a 64x48 PNG image, mostly red).")
+
+
+def test_image_prompt_tokens_are_what_the_served_model_charges(llm: LocalSTACKIT) -> None:
+    def prompt_tokens(size: tuple[int, int]) -> int:
+        message = image_message(size, (30, 160, 40))
+        reply = client(llm).chat.completions.create(model=VISION, messages=[message], max_tokens=1)
+        assert reply.usage is not None
+        return reply.usage.prompt_tokens
+
+    large, small = prompt_tokens((1400, 1050)), prompt_tokens((350, 262))
+    # the measurement text the small model reads costs the same for both sizes; the image
+    # tokens of the emulated model make the whole difference, as on the scripted engine
+    assert large - small == image_tokens(1400, 1050) - image_tokens(350, 262) > 1000
+    assert small > image_tokens(350, 262)
+
+
+def test_replies_name_the_smollm2_engine(llm: LocalSTACKIT) -> None:
+    plain = client(llm).chat.completions.create(**ask("Hi.", max_tokens=3))
+    assert plain.system_fingerprint == "stackit-nb-local-smollm2"
+    chunks = list(
+        client(llm).chat.completions.create(
+            **ask("Hi.", max_tokens=3), stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert len(chunks) >= 4
+    assert {c.system_fingerprint for c in chunks} == {"stackit-nb-local-smollm2"}
+
+
+# -- reasoning models ----------------------------------------------------------------------------
+
+
+def sse(srv: LocalSTACKIT, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON events of a raw streamed completion (``[DONE]`` checked and left out)."""
+    with srv.client() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+        lines = [line.removeprefix("data: ") for line in r.iter_lines() if line]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def test_reasoning_streams_first_then_the_answer(llm: LocalSTACKIT) -> None:
+    body = {
+        "model": REASONER,
+        "messages": [{"role": "user", "content": "Why is the sky blue?"}],
+        "reasoning_effort": "low",
+        "temperature": 0,
+        "max_tokens": 150,
+    }
+    events = sse(llm, {**body, "stream": True, "stream_options": {"include_usage": True}})
+    deltas = [e["choices"][0]["delta"] for e in events if e["choices"]]
+    thinking = [i for i, d in enumerate(deltas) if d.get("reasoning")]
+    answering = [i for i, d in enumerate(deltas) if d.get("content")]
+    assert thinking and answering and max(thinking) < min(answering)
+    assert all(deltas[i]["reasoning_content"] == deltas[i]["reasoning"] for i in thinking)
+    reasoning = "".join(deltas[i]["reasoning"] for i in thinking)
+    content = "".join(deltas[i]["content"] for i in answering)
+    assert reasoning.startswith(REASONING_OPENING) and len(reasoning) > len(REASONING_OPENING) + 10
+    usage = events[-1]["usage"]
+    # one piece per generated token, and the opening's tokens: all counted as completion
+    assert usage["completion_tokens"] >= len(thinking) + len(answering) + 1
+    assert usage["completion_tokens"] <= body["max_tokens"]
+
+    with llm.client() as http:
+        plain = http.post("/v1/chat/completions", json=body).json()
+    message = plain["choices"][0]["message"]
+    assert message["reasoning"] == message["reasoning_content"] == reasoning
+    assert message["content"] == content and plain["usage"] == usage
+
+
+def test_reasoning_field_setting_names_the_streamed_field(llm: LocalSTACKIT) -> None:
+    llm.configure(reasoning_field="reasoning_content")
+    body = {
+        "model": REASONER,
+        "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": 30,
+        "stream": True,
+    }
+    deltas = [e["choices"][0]["delta"] for e in sse(llm, body) if e["choices"]]
+    assert any(d.get("reasoning_content") for d in deltas)
+    assert not any("reasoning" in d for d in deltas)
+
+
+def test_reasoning_counts_within_max_tokens(llm: LocalSTACKIT) -> None:
+    cut = client(llm).chat.completions.create(
+        model=REASONER,
+        messages=[{"role": "user", "content": "Explain tides."}],
+        reasoning_effort="high",
+        max_tokens=12,
+    )
+    extra = cut.choices[0].message.model_extra or {}
+    assert cut.choices[0].finish_reason == "length" and cut.choices[0].message.content == ""
+    assert extra["reasoning"].startswith(REASONING_OPENING)
+    assert cut.usage is not None and cut.usage.completion_tokens == 12
+    # low effort leaves room for an answer where the budget is a little over its reasoning
+    low = client(llm).chat.completions.create(
+        model=REASONER,
+        messages=[{"role": "user", "content": "Explain tides."}],
+        reasoning_effort="low",
+        max_tokens=REASONING_TOKENS["low"] + 10,
+        temperature=0,
+    )
+    assert low.choices[0].message.content
+    assert low.usage is not None and low.usage.completion_tokens <= REASONING_TOKENS["low"] + 10
+
+
+def test_the_generator_gets_reasoning_as_in_tutorial_3(llm: LocalSTACKIT) -> None:
+    chunks: list[StreamingChunk] = []
+    thinker = STACKITChatGenerator(
+        model=REASONER, generation_kwargs={"reasoning_effort": "low", "max_tokens": 120}
+    )
+    reply = thinker.run("Why is the sky blue?", streaming_callback=chunks.append)["replies"][0]
+    assert reply.reasoning is not None
+    assert reply.reasoning.reasoning_text.startswith(REASONING_OPENING)
+    assert reply.text
+
+
+# -- structured output ---------------------------------------------------------------------------
+
+
+def schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_structured_output_validates_with_the_default_budget(llm: LocalSTACKIT, seed: int) -> None:
+    for name, schema, prompt in [
+        ("City", CITY, "Describe Berlin."),
+        ("recipe", RECIPE, "A recipe for pancakes."),
+    ]:
+        reply = client(llm).chat.completions.create(
+            **ask(prompt, seed=seed), response_format=schema_format(name, schema)
+        )
+        jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)
+        assert reply.choices[0].finish_reason == "stop"
+        assert reply.usage is not None
+        assert reply.usage.completion_tokens <= smollm2.DEFAULT_MAX_TOKENS
+    reply = client(llm).chat.completions.create(
+        **ask("Give a JSON object about Paris.", seed=seed), response_format={"type": "json_object"}
+    )
+    assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
+
+
+def test_a_rambling_model_still_closes_its_json_in_budget(llm: LocalSTACKIT) -> None:
+    # at temperature 1.6 the model writes long runs of odd tokens into the strings
+    for seed in range(3):
+        reply = client(llm).chat.completions.create(
+            **ask("Describe Berlin.", seed=seed, temperature=1.6, max_tokens=60),
+            response_format=schema_format("City", CITY),
+        )
+        jsonschema.validate(json.loads(reply.choices[0].message.content or ""), CITY)
+        assert reply.usage is not None and reply.usage.completion_tokens <= 60
+
+
+def test_json_in_a_small_budget_streams_whole_or_says_length(llm: LocalSTACKIT) -> None:
+    request = {
+        **ask("A recipe for pancakes.", seed=5, temperature=0, max_tokens=40),
+        "response_format": schema_format("recipe", RECIPE),
+    }
+    plain = client(llm).chat.completions.create(**request)
+    data = json.loads(plain.choices[0].message.content or "")
+    jsonschema.validate(data, RECIPE)
+    assert plain.choices[0].finish_reason == "stop"
+    assert plain.usage is not None and plain.usage.completion_tokens <= 40
+    chunks = list(
+        client(llm).chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    # too small for even the smallest valid recipe: cut, and said so
+    cut = client(llm).chat.completions.create(**{**request, "max_tokens": 6})
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage is not None and cut.usage.completion_tokens == 6
+
+
+def test_pydantic_output_parses_as_in_tutorial_6(llm: LocalSTACKIT) -> None:
+    generator = STACKITChatGenerator(model=CHAT)
+    for seed in range(2):
+        reply = generator.run(
+            "Describe Berlin.", generation_kwargs={"response_format": City, "seed": seed}
+        )["replies"][0]
+        assert isinstance(reply.meta["parsed"], City), reply.meta.get("parse_error")
 
 
 def test_tool_requests_get_the_scripted_tool_call(llm: LocalSTACKIT) -> None:

