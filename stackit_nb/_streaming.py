@@ -8,8 +8,9 @@ rejects a delta carrying text and a tool call at once; this one splits such a de
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from haystack.components.generators.utils import (
     _convert_streaming_chunks_to_chat_message,
@@ -24,6 +25,8 @@ from haystack.dataclasses import (
     ToolCallDelta,
 )
 
+from stackit_nb.local.fingerprint import local_engine_of
+
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -31,6 +34,26 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
 }
+
+
+def local_engine(meta: Mapping[str, Any] | None) -> str | None:
+    """The local server's engine that wrote a reply (``"smollm2"``), from the
+    ``system_fingerprint`` in its ``meta``; ``None`` for a reply from STACKIT (another
+    fingerprint, or none)."""
+    return local_engine_of((meta or {}).get("system_fingerprint"))
+
+
+@overload
+def model_label(model: str, meta: Mapping[str, Any] | None) -> str: ...
+@overload
+def model_label(model: str | None, meta: Mapping[str, Any] | None) -> str | None: ...
+def model_label(model: str | None, meta: Mapping[str, Any] | None) -> str | None:
+    """The model as a reply's footer names it: ``"<model> (local smollm2 engine)"`` for the
+    local server, the bare id otherwise (``None`` when neither is known)."""
+    engine = local_engine(meta)
+    if engine is None:
+        return model
+    return f"{model} (local {engine} engine)" if model else f"local {engine} engine"
 
 
 def reasoning_of(message_or_delta: Any) -> str | None:
@@ -79,6 +102,8 @@ class StreamCollector:
             "received_at": datetime.now().isoformat(),
             "usage": _serialize_object(raw.usage) if raw.usage is not None else None,
         }
+        if fingerprint := getattr(raw, "system_fingerprint", None):
+            meta["system_fingerprint"] = fingerprint
         if not raw.choices:  # the usage chunk that `stream_options.include_usage` adds
             return self._keep([{"content": "", "meta": meta}], None)
         choice = raw.choices[0]
@@ -151,6 +176,7 @@ class StreamCollector:
         span = end - first if first is not None else 0.0
         meta = {
             **message.meta,
+            **_fingerprint(self.chunks),
             "time_to_first_token": first - self.started if first is not None else None,
             # generation speed after the first token; needs the usage that include_usage brings
             "tokens_per_second": generated / span if generated and span > 0 else None,
@@ -162,3 +188,12 @@ class StreamCollector:
             reasoning=message.reasoning,
             meta=meta,
         )
+
+
+def _fingerprint(chunks: list[StreamingChunk]) -> dict[str, str]:
+    """``{"system_fingerprint": ...}`` of the last chunk that carried one (Haystack's own
+    assembly of a streamed reply drops it), or nothing."""
+    for chunk in reversed(chunks):
+        if fingerprint := chunk.meta.get("system_fingerprint"):
+            return {"system_fingerprint": fingerprint}
+    return {}

@@ -150,6 +150,7 @@ def _chat(args: argparse.Namespace) -> int:
     import openai
     from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
 
+    from stackit_nb._streaming import model_label
     from stackit_nb.errors import STACKITError
     from stackit_nb.generator import STACKITChatGenerator
     from stackit_nb.images import ImageError, to_image_content
@@ -187,7 +188,7 @@ def _chat(args: argparse.Namespace) -> int:
     meta = reply["replies"][0].meta
     print()
     usage = meta.get("usage") or {}
-    stats = [f"{model}", f"{usage.get('completion_tokens', '?')} tokens"]
+    stats = [model_label(model, meta), f"{usage.get('completion_tokens', '?')} tokens"]
     if meta.get("time_to_first_token") is not None:
         stats.append(f"first token after {meta['time_to_first_token']:.2f} s")
     if meta.get("tokens_per_second"):

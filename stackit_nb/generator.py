@@ -361,8 +361,10 @@ def _from_completion(completion: Any, started: float) -> list[ChatMessage]:
         message = _convert_chat_completion_to_chat_message(completion, choice)
         usage = message.meta.get("usage") or {}
         generated = usage.get("completion_tokens")
+        fingerprint = getattr(completion, "system_fingerprint", None)
         meta = {
             **message.meta,
+            **({"system_fingerprint": fingerprint} if fingerprint else {}),
             "time_to_first_token": None,  # not observable without streaming
             "tokens_per_second": generated / elapsed if generated and elapsed > 0 else None,
             "total_time": elapsed,

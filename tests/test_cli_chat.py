@@ -33,7 +33,10 @@ def test_chat_streams_from_the_local_server_and_says_so() -> None:
     assert "joke" in done.stdout.lower() or len(done.stdout) > 20
     first_line = done.stderr.splitlines()[0]
     assert first_line.startswith("stackit_nb: no STACKIT_API_KEY set - using the local")
-    assert "tokens" in done.stderr.splitlines()[-1]  # the stats line
+    stats = done.stderr.splitlines()[-1]
+    assert stats.startswith("[") and "tokens" in stats  # the stats line
+    # it names the local server's engine next to the model (scripted: the tests' pin)
+    assert " (local scripted engine), " in stats
 
 
 def test_chat_with_model_system_and_stdin() -> None:

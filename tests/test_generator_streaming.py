@@ -258,3 +258,32 @@ async def test_cancelling_a_stream_releases_it(server: LocalSTACKIT) -> None:
     server.configure(tokens_per_second=None)
     after = await generator.run_async("Tell me a joke.")  # the generator is still usable
     assert after["replies"][0].text
+
+
+# -- which server answered -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_replies_keep_the_servers_fingerprint(server: LocalSTACKIT, stream: bool) -> None:
+    from stackit_nb._streaming import local_engine, model_label
+
+    generator = STACKITChatGenerator(model=CHAT)
+    chunks: list[StreamingChunk] = []
+    callback = chunks.append if stream else None
+    sync = generator.run("Tell me a joke.", streaming_callback=callback)["replies"][0]
+    result = await generator.run_async("Tell me a joke.", streaming_callback=callback)
+    for reply in (sync, result["replies"][0]):
+        assert reply.meta["system_fingerprint"] == "stackit-nb-local-scripted"
+        assert local_engine(reply.meta) == "scripted"
+        assert model_label(CHAT, reply.meta) == f"{CHAT} (local scripted engine)"
+    # every streamed chunk carries it too (the usage chunk included)
+    assert bool(chunks) == stream
+    assert all(c.meta["system_fingerprint"] == "stackit-nb-local-scripted" for c in chunks)
+
+
+def test_a_reply_from_elsewhere_names_no_engine() -> None:
+    from stackit_nb._streaming import local_engine, model_label
+
+    for meta in ({}, {"system_fingerprint": None}, {"system_fingerprint": "fp_44709d6fcb"}):
+        assert local_engine(meta) is None and model_label(CHAT, meta) == CHAT
+    assert local_engine({"system_fingerprint": "stackit-nb-local-smollm2"}) == "smollm2"

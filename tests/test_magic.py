@@ -57,6 +57,10 @@ def test_streams_the_reply_and_keeps_it(kernel: KernelSession, srv: LocalSTACKIT
     text = value(kernel, "_stackit.text")
     assert saved["data"]["text/plain"] == text
     assert "100 out" in saved["data"]["text/html"]
+    # the footer says the local server's scripted engine wrote it
+    model = "cortecs/Llama-3.3-70B-Instruct-FP8-Dynamic"
+    assert f">{model} (local scripted engine) · " in saved["data"]["text/html"]
+    assert value(kernel, "_stackit.meta['system_fingerprint']") == "stackit-nb-local-scripted"
     assert value(kernel, "type(_stackit).__name__") == "ChatMessage"
     body = chat_requests(srv)[-1]
     assert body["stream"] is True

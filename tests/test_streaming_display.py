@@ -18,14 +18,18 @@ import pytest
 from haystack.dataclasses import StreamingChunk
 from kernel import KernelSession, Messages
 
+from stackit_nb.local import LocalSTACKIT
 from stackit_nb.widgets import StreamingDisplay
 from stackit_nb.widgets._markdown import HtmlDiff, MarkdownBlocks, Section, render_markdown
+
+MODEL = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 
 # Code run in the kernel: a 20,000-character Markdown reply and a paced stream of chunks.
 DRIVER = r'''
 import json, random, time
 from haystack.dataclasses import (ComponentInfo, ReasoningContent, StreamingChunk, ToolCall,
                                   ToolCallDelta, ToolCallResult)
+from stackit_nb.local import LocalSTACKIT
 from stackit_nb.widgets import StreamingDisplay
 
 def sample_reply(size=20_000):
@@ -310,6 +314,13 @@ def test_streams_from_the_local_server(kernel: KernelSession) -> None:
     assert "finish: stop" in one["data"]["text/html"]
     assert two["data"]["text/plain"].startswith(second[:1000])
     assert "tokens in · 300 out" in two["data"]["text/html"]
+    # ours keeps the server's fingerprint, so the footer says which engine wrote the reply;
+    # Haystack's own generator drops it from the chunks: its footer names the model only
+    footers = [
+        re.search(r'class="snb-footer"[^>]*>([^<]*)', o["data"]["text/html"]) for o in (one, two)
+    ]
+    assert footers[1] and footers[1][1].startswith(f"{MODEL} (local scripted engine) · ")
+    assert footers[0] and footers[0][1].startswith(f"{MODEL} · ")
     assert inspect.iscoroutinefunction(StreamingDisplay().async_callback)
 
 
@@ -317,6 +328,7 @@ def test_streams_from_the_local_server(kernel: KernelSession) -> None:
 
 NOTEBOOK_CELL = """\
 from haystack.dataclasses import StreamingChunk
+from stackit_nb.local import LocalSTACKIT
 from stackit_nb.widgets import StreamingDisplay
 
 d = StreamingDisplay()
@@ -381,6 +393,22 @@ def test_terminal_prints_as_it_arrives(tmp_path: Path) -> None:
     assert out.startswith('[reasoning] pondering\n[tool call: search] {"q": 1}\nHello |there|')
     assert "m · 3 tokens in · 2 out · first token" in out and "finish: stop" in out
     assert "ipywidgets loaded: False" in out
+
+
+def test_terminal_footer_names_the_local_engine(srv: LocalSTACKIT) -> None:
+    from haystack.utils import Secret
+
+    from stackit_nb import STACKITChatGenerator
+
+    out = io.StringIO()
+    generator = STACKITChatGenerator(
+        model=MODEL, api_key=Secret.from_token(srv.api_key), api_base_url=srv.url
+    )
+    reply = generator.run("Tell me a joke.", streaming_callback=StreamingDisplay(out=out))
+    text = reply["replies"][0].text
+    printed, footer = out.getvalue().rsplit("\n— ", 1)
+    assert printed.strip() == text
+    assert footer.startswith(f"{MODEL} (local scripted engine) · ")
 
 
 def test_repr_outside_a_notebook() -> None:

@@ -26,6 +26,8 @@ from typing import Any, Literal
 import mistune
 from haystack.dataclasses import StreamingChunk
 
+from stackit_nb._streaming import model_label
+
 SectionKind = Literal["text", "reasoning", "tool_call", "tool_result"]
 
 _markdown: Callable[[str], str] = mistune.create_markdown(  # type: ignore[assignment]
@@ -338,6 +340,7 @@ class Reply:
         self.started = started
         self.sections: list[Section] = []
         self.model: str | None = None
+        self.fingerprint: str | None = None  # says which engine wrote it, on the local server
         self.tokens_in = self.tokens_out = 0
         self.has_usage = False
         self.finish_reason: str | None = None
@@ -352,6 +355,7 @@ class Reply:
         """Take in one chunk; return whether it carried something to show."""
         meta = chunk.meta or {}
         self.model = meta.get("model") or self.model
+        self.fingerprint = meta.get("system_fingerprint") or self.fingerprint
         if usage := meta.get("usage"):  # once per model call (an agent makes several)
             get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
             self.tokens_in += get("prompt_tokens", 0) or 0
@@ -415,7 +419,8 @@ class Reply:
 
     def facts(self, final: bool) -> tuple[list[str], list[str], str | None]:
         """Footer contents: (facts, timings, finish)."""
-        facts = [self.model] if self.model else []
+        label = model_label(self.model, {"system_fingerprint": self.fingerprint})
+        facts = [label] if label else []
         timing = []
         if self.first is not None:
             timing.append(f"first token {self.first - self.started:.2f} s")
