@@ -13,6 +13,7 @@ import html
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,17 @@ def gallery_text(widget: ImageUpload) -> str:
     return html.unescape(widget.gallery.value)
 
 
+def shown(widget: ImageUpload) -> str:
+    """The gallery's text as a reader sees it: tags dropped, no-break spaces as spaces."""
+    text = re.sub(r"<[^>]*>", "", widget.gallery.value.replace("<br>", "\n"))
+    return html.unescape(text).replace("\u00a0", " ")
+
+
+def size_line(meta: dict[str, Any]) -> str:
+    """``describe_resize``'s line as the gallery shows it (with an arrow)."""
+    return describe_resize(meta).replace(" -> ", " → ")
+
+
 def saved_state(widget: ImageUpload) -> tuple[str, list[bytes]]:
     """What embedding/saving the widget would store: JSON state plus binary buffers."""
     state = embed.dependency_state([widget], drop_defaults=False)
@@ -161,7 +173,7 @@ def test_upload_from_the_browser_converts_and_forgets_the_bytes(
 
     assert [image.meta["file_name"] for image in widget.images] == ["big_photo.jpg", "rgba.png"]
     assert widget.images[0].meta["sent_size"] == (1024, 683)
-    assert "3000x2000, 2.1 MB -> 1024x683," in gallery_text(widget)
+    assert "3000x2000, 2.1 MB → 1024x683," in shown(widget)
     assert "2 images ready" in widget.status.value
     assert widget._incoming == {}  # the parts are gone once converted
     # Nothing of the photo is left in what a saved notebook stores; thumbnails are small.
@@ -186,8 +198,8 @@ def test_a_file_over_the_websocket_limit_arrives_in_parts(corpus: dict[str, Path
     assert len(widget.images) == 1 and widget.errors == []
     meta = widget.images[0].meta
     assert meta["original_size"] == (2100, 2100) and meta["sent_size"] == (1024, 1024)
-    line = f"noise.png</b><br>2100x2100, {format_bytes(len(data))} -> 1024x1024,"
-    assert line in gallery_text(widget)
+    line = f"noise.png\n2100x2100, {format_bytes(len(data))} → 1024x1024,"
+    assert line in shown(widget)
     assert_not_in_state(widget, data)
 
 
@@ -309,7 +321,7 @@ def test_each_file_gets_a_thumbnail_and_size_line(corpus: dict[str, Path]) -> No
         assert max(picture.size) <= THUMBNAIL_SIDE
         assert len(data) < 10_000
     for image in widget.images:
-        assert describe_resize(image.meta) in text
+        assert size_line(image.meta) in shown(widget)
     assert (
         str(widget).splitlines()[1] == f"  big_photo.jpg: {describe_resize(widget.images[0].meta)}"
     )
@@ -405,7 +417,21 @@ def test_add_from_python_takes_upload_entries(corpus: dict[str, Path]) -> None:
     widget.add(corpus["photo.jpg"].read_bytes(), entry)
     assert len(widget.images) == 2 and widget.images[1].meta["exif_orientation"] == 6
     assert "orientation_6.jpg" in gallery_text(widget)
-    assert describe_resize(widget.images[0].meta) in gallery_text(widget)
+    assert size_line(widget.images[0].meta) in shown(widget)
+
+
+def test_the_size_line_wraps_only_between_its_parts(corpus: dict[str, Path]) -> None:
+    widget = ImageUpload()
+    (image,) = widget.add(corpus["big_photo.jpg"])
+    nowrap = r"<span class='snb-size' style='white-space:nowrap'>([^<]*)</span>"
+    sent = format_bytes(image.meta["sent_bytes"]).replace(" ", "\u00a0")
+    # a number and its unit never part: "KB" cannot start a line on its own
+    assert re.findall(nowrap, widget.gallery.value) == [
+        "3000x2000",
+        "2.1\u00a0MB",
+        "1024x683",
+        sent,
+    ]
 
 
 def test_clear_and_on_change(corpus: dict[str, Path]) -> None:

@@ -403,6 +403,21 @@ def _thumbnail(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _size_html(meta: Mapping[str, Any]) -> str:
+    """The size line, e.g. ``4032x3024, 3.1 MB → 1024x768, 142 KB``, which wraps only between
+    its parts, never inside one: a unit alone on the next line reads as noise."""
+    sides = [side.split(", ") for side in describe_resize(meta).split(" -> ")]
+    return " → ".join(
+        ", ".join(
+            "<span class='snb-size' style='white-space:nowrap'>"
+            + html.escape(part).replace(" ", "\u00a0")
+            + "</span>"
+            for part in side
+        )
+        for side in sides
+    )
+
+
 def _gallery_html(items: Iterable[_Item]) -> str:
     cards = []
     for item in items:
@@ -412,7 +427,7 @@ def _gallery_html(items: Iterable[_Item]) -> str:
                 f"<img src='{item.thumbnail}' alt='{html.escape(item.name)}' "
                 f"style='max-width:{THUMBNAIL_SIDE}px;max-height:{THUMBNAIL_SIDE}px;"
                 "display:block;margin-bottom:4px'>"
-                f"{name}<br>{html.escape(describe_resize(item.content.meta))}"
+                f"{name}<br>{_size_html(item.content.meta)}"
             )
             width = THUMBNAIL_SIDE + 80
         else:

@@ -105,7 +105,11 @@ def test_image_upload_reaches_the_kernel_and_the_vision_model(
     thumbnail.wait_for(timeout=20_000)
     assert thumbnail.get_attribute("src", timeout=1000).startswith("data:image/jpeg;base64,")
     assert thumbnail.evaluate("img => img.complete && img.naturalWidth") == 128
-    assert re.search(r"red\.jpg\s+2000x1500, \d+ KB -> 1024x768, \d+ KB", card.inner_text())
+    assert re.search(r"red\.jpg\s+2000x1500, \d+\sKB → 1024x768, \d+\sKB", card.inner_text())
+    # the size line wraps between its parts only: a number and its unit stay on one line
+    parts = card.locator(".snb-size")
+    assert parts.count() == 4
+    assert parts.evaluate_all("spans => spans.map(s => s.getClientRects().length)") == [1] * 4
     assert "1 image ready" in notebook.output(0).inner_text()
     assert notebook.output(0).locator(".snb-upload-file").count() == 0  # no line left over
 
@@ -147,7 +151,7 @@ def test_a_15_mb_photo_arrives_in_parts_on_a_default_server(
     card = notebook.output(0).locator(".stackit-nb-image")
     card.locator("img").wait_for(timeout=60_000)
     elapsed = time.monotonic() - chosen
-    assert re.search(r"noise\.png\s+2240x2240, 15\.1 MB -> 1024x1024, \d+ KB", card.inner_text())
+    assert re.search(r"noise\.png\s+2240x2240, 15\.1\sMB → 1024x1024, \d+\sKB", card.inner_text())
     assert "1 image ready" in notebook.output(0).inner_text()
     assert notebook.output(0).locator(".snb-upload-file").count() == 0
 
