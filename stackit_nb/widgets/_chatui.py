@@ -10,7 +10,6 @@ import asyncio
 import functools
 import html
 import inspect
-import time
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +19,12 @@ import ipywidgets as widgets
 import traitlets
 
 from stackit_nb.models import ModelList, builtin_models, list_models
+from stackit_nb.widgets._transcript import new_export_stem
 from stackit_nb.widgets.upload import ImageUpload
 
 if TYPE_CHECKING:
+    from haystack.dataclasses import ImageContent
+
     from stackit_nb.widgets.chat import ChatWidget
 
 _FALLBACK_MODEL = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
@@ -115,6 +117,51 @@ async def run_generator(
     return dict(await asyncio.to_thread(method, messages, **kwargs))
 
 
+class SettingsMixin:
+    """``ChatWidget``'s settings, read from and written to its settings pane."""
+
+    ui: ChatUI
+
+    @property
+    def models(self) -> list[str]:
+        """The model ids the picker offers now (only vision models while images are attached)."""
+        return list(self.ui.model.options)
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system prompt (``None`` when empty)."""
+        return self.ui.system.value.strip() or None
+
+    @system_prompt.setter
+    def system_prompt(self, value: str | None) -> None:
+        self.ui.system.value = value or ""
+
+    @property
+    def temperature(self) -> float | None:
+        """Sent as ``temperature``; ``None``: the model's default."""
+        return None if self.ui.temperature_default.value else float(self.ui.temperature.value)
+
+    @temperature.setter
+    def temperature(self, value: float | None) -> None:
+        self.ui.temperature_default.value = value is None
+        if value is not None:
+            self.ui.temperature.value = float(value)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Sent as ``max_tokens``; ``None``: the model's default."""
+        return int(self.ui.max_tokens.value) or None
+
+    @max_tokens.setter
+    def max_tokens(self, value: int | None) -> None:
+        self.ui.max_tokens.value = int(value or 0)
+
+    @property
+    def attachments(self) -> list[ImageContent]:
+        """Images attached to the next message."""
+        return self.ui.upload.images
+
+
 class ChatUI:
     """The widgets of a chat, laid out; ``ChatWidget`` holds one and shows its children."""
 
@@ -131,24 +178,56 @@ class ChatUI:
         self.stop = button(description="Stop", icon="stop", disabled=True)
         self.retry = button(description="Retry", icon="redo")
         self.undo = button(description="Undo", icon="undo")
-        self.clear = button(description="Clear", icon="trash")
-        self.export = button(description="Export", icon="download", tooltip="Save .md and .json")
+        self.clear = button(description="Clear", icon="trash", tooltip="Remove all messages")
+        self.export = button(
+            description="Export",
+            icon="download",
+            tooltip="Save the chat as .md and .json (stackit-chat-<date>-<time>) in the "
+            "working directory",
+        )
         self.importer = widgets.FileUpload(accept=".json,.md", description="Import")
         self.buttons = widgets.HBox(
             [self.send, self.stop, self.retry, self.undo, self.clear, self.export, self.importer]
         )
         self.buttons.add_class("snb-chat-buttons")
         self.upload = ImageUpload(description="Attach images")
+        # one "Clear" in the chat: the attachments' own button says what it removes
+        self.upload.clear_button.description = "Remove images"
+        self.upload.clear_button.icon = "times"
+        # labels as wide as their text: ipywidgets' default cuts "Temperature" to "Temperat…"
+        label = {"style": {"description_width": "initial"}}
         self.system = widgets.Textarea(
-            description="System", placeholder="System prompt (optional)", rows=2
+            description="System prompt",
+            placeholder="Optional; sent first with every request",
+            rows=2,
+            layout=widgets.Layout(width="100%"),
+            **label,
         )
-        self.model = widgets.Dropdown(description="Model", options=[])
+        # wide enough for the longest ids (Qwen/Qwen3-VL-235B-A22B-Instruct-FP8)
+        self.model = widgets.Dropdown(
+            description="Model",
+            options=[],
+            layout=widgets.Layout(width="100%", max_width="40em"),
+            **label,
+        )
         self.temperature = widgets.FloatSlider(
-            value=0.7, min=0.0, max=2.0, step=0.05, description="Temperature", disabled=True
+            value=0.7,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            description="Temperature",
+            disabled=True,
+            **label,
         )
-        self.temperature_default = widgets.Checkbox(value=True, description="model default")
+        self.temperature_default = widgets.Checkbox(
+            value=True, description="model default", indent=False, **label
+        )
         self.max_tokens = widgets.BoundedIntText(
-            value=0, min=0, max=1_000_000, description="Max tokens", tooltip="0: model default"
+            value=0,
+            min=0,
+            max=1_000_000,
+            description="Max tokens (0: model default)",
+            **label,
         )
         settings = widgets.VBox(
             [
@@ -228,12 +307,13 @@ class ChatUI:
             if chat.running or not (text.strip() or chat.attachments):
                 return
             self.composer.value = ""
-            spawn(chat.send(text))
+            spawn(chat._submit(text, None, typed=True))
 
         def export() -> None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            saved = [chat.save(Path(f"chat-{stamp}{suffix}")).name for suffix in (".md", ".json")]
-            chat._notice = "saved " + " and ".join(saved)
+            stem = new_export_stem()  # in the working directory: where the user is
+            saved = [chat.save(stem.with_name(stem.name + suffix)) for suffix in (".md", ".json")]
+            names = " and ".join(path.name for path in saved)
+            chat._notice = f"saved {names} in {stem.parent}"
             chat._refresh()
 
         def guard(action: Any) -> Any:

@@ -53,6 +53,16 @@ def render_markdown(text: str) -> str:
     return _markdown(text) if text.strip() else ""
 
 
+def closing_fence(text: str) -> str | None:
+    """The fence that closes a code block ``text`` leaves open at its end (``None``: none)."""
+    blocks = MarkdownBlocks()
+    blocks.feed(text + "\n")
+    if blocks._fence is None:
+        return None
+    char, length = blocks._fence
+    return char * length
+
+
 class MarkdownBlocks:
     """Cuts growing Markdown into blocks that are complete and an open rest.
 

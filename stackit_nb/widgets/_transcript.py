@@ -7,9 +7,19 @@ The JSON transcript is Haystack's ``ChatMessage.to_dict()`` list plus the chat's
 
 Images are kept as the data that was sent (already scaled down by ``to_image_content``), so an
 import gives back equal messages. The Markdown transcript is for people: images appear as a
-one-line placeholder, and ``<!-- message: role -->`` lines mark where each message starts, so it
-can be read back (text only). Neither holds a key: messages never contain one, and the settings
-are plain values (model id, numbers), not the generator's configuration.
+one-line placeholder, and a line ``<!-- message: assistant stopped; 1234 characters -->`` marks
+where each message starts, what marks it carries and how long its text is. The length is what
+lets an import give back the text exactly, whatever it holds: trailing blank lines or spaces (a
+reply stopped right after a paragraph break), a code block left open (the export closes it after
+the text, for readers, and the import leaves that fence out), or lines that look like the
+transcript's own. A file edited by hand (lengths no longer fit) or written before the lengths
+existed is read by its layout instead, with surrounding whitespace trimmed. Neither format holds
+a key: messages never contain one, and the settings are plain values (model id, numbers), not
+the generator's configuration.
+
+Files: ``save()`` without a path, and the widget's Export button, write to the working directory
+(the kernel's, in a notebook) under a name of the form ``stackit-chat-YYYYMMDD-HHMMSS.json``
+(and ``.md``), see :data:`EXPORT_PATTERN`.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import html
 import io
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +38,12 @@ from typing import Any, Self
 from haystack.dataclasses import ChatMessage, ChatRole, ImageContent
 from PIL import Image
 
+from stackit_nb._streaming import model_label
 from stackit_nb.images import describe_resize
 from stackit_nb.widgets._markdown import (
     HtmlDiff,
     Section,
+    closing_fence,
     error_html,
     footer_html,
     render_markdown,
@@ -38,9 +51,18 @@ from stackit_nb.widgets._markdown import (
 
 FORMAT = "stackit_nb.chat"
 VERSION = 1
-_MARK = re.compile(r"^<!-- message: (system|user|assistant)(?: ([a-z, ]+))? -->$", re.MULTILINE)
+#: The names exports get when no path is given (for a .gitignore): ``EXPORT_PATTERN.md`` too.
+EXPORT_PATTERN = "stackit-chat-*.json"
+_EXPORT_PREFIX = EXPORT_PATTERN.removesuffix("*.json")
+_MARK = re.compile(
+    r"^<!-- message: (system|user|assistant)(?: ([a-z, ]+))?(?:; (\d+) characters)? -->$",
+    re.MULTILINE,
+)
 _HEADINGS = {"system": "**System**", "user": "**You**", "assistant": "**Assistant**"}
-_PLACEHOLDER = re.compile(r"^> \[image \d+: [^\]]*\]$", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"^> \[image \d+: [^\]\n]*\]$", re.MULTILINE)
+_FENCE_LINE = re.compile(r"(`{3,}|~{3,})")
+_ERROR = "> Error: "
+_MARKS = ("stopped", "interrupted")
 
 
 @dataclass
@@ -117,47 +139,57 @@ def to_markdown(transcript: Transcript) -> str:
         settings.append(f"{tokens_in:,} tokens in · {tokens_out:,} out")
     parts = ["# Chat transcript", " · ".join(settings)]
     if transcript.system_prompt:
-        parts += ["<!-- message: system -->", _HEADINGS["system"], transcript.system_prompt]
+        parts += _section("system", transcript.system_prompt, [], _HEADINGS["system"])
     for message in transcript.messages:
         role = message.role.value
         if role not in _HEADINGS:
             continue  # tool messages: not part of a plain chat
         marks = _marks(message)
-        parts.append(f"<!-- message: {role}{' ' + ', '.join(marks) if marks else ''} -->")
         model = message.meta.get("model")
         detail = ", ".join([*([model] if model else []), *marks])
-        parts.append(_HEADINGS[role] + (f" ({detail})" if detail and role == "assistant" else ""))
-        if message.text:
-            parts.append(message.text)
+        heading = _HEADINGS[role] + (f" ({detail})" if detail and role == "assistant" else "")
+        parts += _section(role, message.text or "", marks, heading)
         for number, image in enumerate(message.images, start=1):
             parts.append(f"> [image {number}: {_image_label(image)}; in the JSON export]")
         if error := message.meta.get("error"):
-            parts.append(f"> Error: {error}")
+            parts.append(_ERROR + str(error).replace("\n", "\n> "))
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _section(role: str, text: str, marks: list[str], heading: str) -> list[str]:
+    """The start of one message's section: its mark line, heading and text (verbatim)."""
+    listed = " " + ", ".join(marks) if marks else ""
+    parts = [f"<!-- message: {role}{listed}; {len(text)} characters -->", heading, text]
+    if fence := closing_fence(text):
+        parts.append(fence)  # for readers: what follows is not code (the import skips it)
+    return parts
 
 
 def from_markdown(text: str) -> Transcript:
     """Read a Markdown transcript back (text only: images were placeholders)."""
-    found = list(_MARK.finditer(text))
-    if not found:
+    mark = _MARK.search(text)
+    if mark is None:
         raise ValueError(
             "No '<!-- message: ... -->' lines found: this is not a Markdown transcript written "
             "by ChatWidget.export_markdown()."
         )
     system, messages = None, []
-    for match, after in zip(found, [*found[1:], None], strict=True):
-        role, marks = match[1], {m.strip() for m in (match[2] or "").split(",") if m.strip()}
-        body = text[match.end() : after.start() if after else len(text)].strip()
-        heading, _, body = body.partition("\n")
-        if not heading.startswith(_HEADINGS[role]):
-            body = f"{heading}\n{body}"  # no heading line: all of it is the message
-        body = _PLACEHOLDER.sub("", body)
+    while mark is not None:
+        role, marks = mark[1], [m.strip() for m in (mark[2] or "").split(",") if m.strip()]
+        exact = _exact_section(text, mark)
+        if exact is None:  # edited by hand, or written without lengths
+            following = _MARK.search(text, mark.end())
+            end = following.start() if following else len(text)
+            heading, body, error = _section_by_layout(text[mark.end() : end], role)
+        else:
+            heading, body, error, end = exact
+        mark = _MARK.search(text, end)
         meta: dict[str, Any] = {}
-        if error := re.search(r"^> Error: (.*)$", body, re.MULTILINE):
-            meta["error"] = error[1]
-            body = body[: error.start()] + body[error.end() :]
-        meta.update({mark: True for mark in marks})
-        body = body.strip()
+        if role == "assistant" and (model := _model_in(heading)):
+            meta["model"] = model
+        if error is not None:
+            meta["error"] = error
+        meta.update({m: True for m in marks})
         if role == "system":
             system = body
         elif role == "user":
@@ -167,8 +199,61 @@ def from_markdown(text: str) -> Transcript:
     return Transcript(messages=messages, system_prompt=system)
 
 
+def _exact_section(text: str, mark: re.Match[str]) -> tuple[str, str, str | None, int] | None:
+    """(heading, text, error, end) of the section ``mark`` starts, read by the text length in
+    the mark; ``None`` when the section is not laid out as the export wrote it."""
+    if mark[3] is None:
+        return None
+    length, start = int(mark[3]), mark.end()
+    heading_end = text.find("\n", start + 2)
+    heading_end = len(text) if heading_end == -1 else heading_end
+    heading = text[start + 2 : heading_end]
+    if not text.startswith("\n\n", start) or not heading.startswith(_HEADINGS[mark[1]]):
+        return None
+    body_start = heading_end + 2 if length else heading_end
+    if length and not text.startswith("\n\n", heading_end):
+        return None
+    body = text[body_start : body_start + length]
+    after = body_start + len(body)
+    following = _MARK.search(text, after)
+    end = following.start() if following else len(text)
+    rest = text[after:end]
+    if len(body) != length or (rest and not rest.startswith("\n")):
+        return None
+    # after the text come only image placeholders, the error and the fence that closes the
+    # text's code block, each a paragraph of its own
+    error = None
+    for part in filter(None, rest.strip("\n").split("\n\n")):
+        if part.startswith(_ERROR) and all(line.startswith(">") for line in part.split("\n")):
+            lines = [line[2:] if line.startswith("> ") else line[1:] for line in part.split("\n")]
+            error = "\n".join(lines).removeprefix(_ERROR[2:])
+        elif not (_PLACEHOLDER.fullmatch(part) or _FENCE_LINE.fullmatch(part)):
+            return None
+    return heading, body, error, end
+
+
+def _section_by_layout(section: str, role: str) -> tuple[str, str, str | None]:
+    """(heading, text, error) of a section without a usable length: by its lines, trimmed."""
+    heading, _, body = section.strip().partition("\n")
+    if not heading.startswith(_HEADINGS[role]):
+        heading, body = "", f"{heading}\n{body}"  # no heading line: all of it is the message
+    body = _PLACEHOLDER.sub("", body)
+    error = None
+    if found := re.search(r"^> Error: (.*)$", body, re.MULTILINE):
+        error = found[1]
+        body = body[: found.start()] + body[found.end() :]
+    return heading, body.strip(), error
+
+
+def _model_in(heading: str) -> str | None:
+    """The model named in an assistant heading, ``**Assistant** (<model>, stopped)``."""
+    found = re.fullmatch(r"\*\*Assistant\*\* \((.+)\)", heading.strip())
+    first = found[1].split(", ")[0] if found else None
+    return first if first and first not in _MARKS else None
+
+
 def _marks(message: ChatMessage) -> list[str]:
-    return [mark for mark in ("stopped", "interrupted") if message.meta.get(mark)]
+    return [mark for mark in _MARKS if message.meta.get(mark)]
 
 
 def _image_label(image: ImageContent) -> str:
@@ -195,13 +280,21 @@ class TranscriptMixin:
         """The history as Markdown for people (images as placeholders)."""
         return to_markdown(self.transcript())
 
-    def save(self, path: str | Path) -> Path:
-        """Write the transcript to ``path``: JSON for ``.json``, Markdown for ``.md``."""
-        path = Path(path)
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the transcript to ``path``: JSON for ``.json``, Markdown for ``.md``.
+
+        :param path: Where to write; relative paths are relative to the working directory
+            (the kernel's, in a notebook). Default: a new ``stackit-chat-YYYYMMDD-HHMMSS.json``
+            in the working directory.
+        :returns: The path written.
+        """
+        path = new_export_stem().with_suffix(".json") if path is None else Path(path)
         writers = {".json": self.export_json, ".md": self.export_markdown}
         if path.suffix.lower() not in writers:
             raise ValueError(f"Save as .json or .md, not {path.suffix or 'no suffix'} ({path}).")
-        path.write_text(writers[path.suffix.lower()](), encoding="utf-8")
+        # newline="": the text exactly as exported (a reply's "\r" must not become "\n")
+        with path.open("w", encoding="utf-8", newline="") as file:
+            file.write(writers[path.suffix.lower()]())
         return path
 
     def import_json(self, text: str) -> None:
@@ -219,17 +312,30 @@ class TranscriptMixin:
 
         Example::
 
-            chat = ChatWidget.load("chat-20261126-101500.json")
+            chat = ChatWidget.load("stackit-chat-20261126-101500.json")
         """
         text, markdown = str(source), False
         if isinstance(source, Path) or not text.lstrip().startswith(("{", "[")):
             path = Path(source)
-            text, markdown = path.read_text(encoding="utf-8"), path.suffix.lower() == ".md"
+            with path.open(encoding="utf-8", newline="") as file:
+                text, markdown = file.read(), path.suffix.lower() == ".md"
         transcript = from_markdown(text) if markdown else from_json(text)
         model = transcript.model if generator is None else None
         chat = cls(generator, model=model)  # type: ignore[call-arg]
         chat._load(transcript, settings=not markdown)
         return chat
+
+
+def new_export_stem(folder: str | Path | None = None) -> Path:
+    """``<folder>/stackit-chat-YYYYMMDD-HHMMSS`` (folder: the working directory) for new
+    exports, with ``-2``, ``-3``, ... added while a ``.md`` or ``.json`` of that name exists."""
+    base = Path.cwd() if folder is None else Path(folder)
+    stem = base / (_EXPORT_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
+    candidate, number = stem, 1
+    while any(candidate.with_name(candidate.name + s).exists() for s in (".md", ".json")):
+        number += 1
+        candidate = stem.with_name(f"{stem.name}-{number}")
+    return candidate
 
 
 # -- HTML of the widget's history -----------------------------------------------------------------
@@ -271,7 +377,8 @@ def message_html(message: ChatMessage) -> str:
 
 def _footer(meta: Mapping[str, Any]) -> tuple[list[str], list[str], str | None]:
     """(facts, timings, finish) for ``footer_html``, from a reply's ``meta``."""
-    facts = [str(meta["model"])] if meta.get("model") else []
+    label = model_label(meta.get("model"), meta)
+    facts = [label] if label else []
     usage = meta.get("usage") or {}
     if usage.get("completion_tokens") is not None:
         facts.append(

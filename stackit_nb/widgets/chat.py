@@ -12,8 +12,13 @@ How it stays live and cheap:
   Python (``chat.messages``) and in the JSON export, never in widget state.
 - **Errors stay in the widget.** A failed request leaves the user's message in the history,
   shows the error (with what to do) under the chat, and sets :attr:`ChatWidget.last_error`;
-  Retry sends it again. A reply that is stopped or breaks off is kept, marked ``stopped`` or
-  ``interrupted`` in its ``meta``.
+  Retry sends it again. A reply that breaks off is kept, marked ``interrupted`` in its ``meta``.
+- **Stop keeps what was shown.** Stop pressed any time before the reply is filed keeps exactly
+  the text that had arrived (empty before the first token), marked ``stopped``; chunks arriving
+  after the press are dropped, so where a stop lands does not depend on how fast the task is
+  cancelled. ``await chat.started()`` waits for the first words, on any engine.
+- **The message box holds only what the user typed.** ``send()`` from code leaves it alone;
+  Undo gives back a message typed there, and only into an empty box.
 """
 
 from __future__ import annotations
@@ -43,12 +48,14 @@ class _Run:
 
     def __init__(self) -> None:
         self.task: asyncio.Task[dict[str, Any]] | None = None
-        self.stopped = False  # stop() asked for it: keep the partial reply
+        self.stopped = False  # stop() asked for it: keep what arrived before, nothing after
         self.discarded = False  # undo/clear/retry asked for it: drop the partial reply
+        self.streaming = False  # its first text (or reasoning, or tool call) has arrived
         self.model: str | None = None
+        self.fingerprint: str | None = None  # which server (and engine) writes it
 
 
-class ChatWidget(TranscriptMixin, widgets.VBox):
+class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
     """A complete chat in a cell: history, message box, images, stop/retry/undo, settings.
 
     :param generator: Any Haystack chat generator with ``run_async`` (or ``run``); default: a
@@ -69,7 +76,7 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         chat  # type, press Enter; or drive it from Python:
         reply = await chat.send("Tell me a joke.")
         chat.messages  # [system, user, assistant] as ChatMessage
-        chat.save("joke.md")
+        chat.save()  # stackit-chat-YYYYMMDD-HHMMSS.json in the working directory
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         self.add_class("snb-chat")
         self._history: list[ChatMessage] = []
         self._entries: list[widgets.HTML] = []
+        self._typed: list[bool] = []  # per history entry: a message typed in the message box
+        self._start_waiters: list[asyncio.Future[None]] = []  # started() calls
         self._run: _Run | None = None
         self._live: Any = None  # the streaming reply's view, while there is one
         self._display = StreamingDisplay(show=False)
@@ -141,48 +150,9 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         self._refresh()
 
     @property
-    def models(self) -> list[str]:
-        """The model ids the picker offers now (only vision models while images are attached)."""
-        return list(self.ui.model.options)
-
-    @property
-    def system_prompt(self) -> str | None:
-        """The system prompt (``None`` when empty)."""
-        return self.ui.system.value.strip() or None
-
-    @system_prompt.setter
-    def system_prompt(self, value: str | None) -> None:
-        self.ui.system.value = value or ""
-
-    @property
-    def temperature(self) -> float | None:
-        """Sent as ``temperature``; ``None``: the model's default."""
-        return None if self.ui.temperature_default.value else float(self.ui.temperature.value)
-
-    @temperature.setter
-    def temperature(self, value: float | None) -> None:
-        self.ui.temperature_default.value = value is None
-        if value is not None:
-            self.ui.temperature.value = float(value)
-
-    @property
-    def max_tokens(self) -> int | None:
-        """Sent as ``max_tokens``; ``None``: the model's default."""
-        return int(self.ui.max_tokens.value) or None
-
-    @max_tokens.setter
-    def max_tokens(self, value: int | None) -> None:
-        self.ui.max_tokens.value = int(value or 0)
-
-    @property
     def running(self) -> bool:
         """Whether a reply is being generated."""
         return self._run is not None
-
-    @property
-    def attachments(self) -> list[ImageContent]:
-        """Images attached to the next message."""
-        return self.ui.upload.images
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -195,12 +165,19 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
     ) -> ChatMessage | None:
         """Send a user message and stream the reply; return it (``None`` if the request failed).
 
+        The message box is left as it is: a message sent from code is not the user's typing.
+
         :param text: The message.
         :param images: Images sent with it, besides those attached in the widget. With images,
             a model that does not accept them is swapped for the first vision model.
         :returns: The reply as it went into the history (marked ``meta["stopped"]`` if it was
             stopped), or ``None`` when nothing came back (see :attr:`last_error`).
         """
+        return await self._submit(text, images, typed=False)
+
+    async def _submit(
+        self, text: str, images: Iterable[ImageSource | ImageContent] | None, typed: bool
+    ) -> ChatMessage | None:
         if self.running:
             raise RuntimeError("A reply is still streaming: await it, or call chat.stop() first.")
         extra = [i if isinstance(i, ImageContent) else to_image_content(i) for i in images or []]
@@ -212,16 +189,48 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
             message = ChatMessage.from_user(content_parts=[text, *attached])
         else:
             message = ChatMessage.from_user(text)
-        self._append(canonical(message))
+        self._append(canonical(message), typed=typed)
         if self.attachments:
             self.ui.upload.clear()  # they went with this message
         return await self._respond()
 
     def stop(self) -> None:
-        """Stop the reply being generated; what arrived so far is kept, marked as stopped."""
-        if self._run is not None and self._run.task is not None:
-            self._run.stopped = True
-            self._run.task.cancel()
+        """Stop the reply being generated: what arrived so far is kept, marked as stopped.
+
+        Any time before the reply is filed counts, also before its first token (the reply is
+        then empty). Nothing that arrives after the call is added. Without a reply being
+        generated it does nothing.
+        """
+        run = self._run
+        if run is not None and not run.discarded:
+            run.stopped = True
+            if run.task is not None:
+                run.task.cancel()
+
+    async def started(self) -> bool:
+        """Wait until the reply being generated shows its first text (or reasoning, or tool
+        call), or has ended without any; with none being generated yet, wait for the next one
+        (e.g. just scheduled with ``asyncio.ensure_future(chat.send(...))``).
+
+        :returns: Whether the reply is still streaming, so that :meth:`stop` keeps a part.
+
+        Example::
+
+            task = asyncio.ensure_future(chat.send("Write 600 tokens about rivers."))
+            await chat.started()  # the first words are in
+            chat.stop()
+            partial = await task  # partial.meta["stopped"] is True
+        """
+        run = self._run
+        if run is None or not run.streaming:
+            waiter = asyncio.get_running_loop().create_future()
+            self._start_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._start_waiters.remove(waiter)
+        return self.running
 
     async def wait(self) -> None:
         """Wait until the reply being generated (if any) has ended."""
@@ -242,7 +251,10 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         return await self._respond()
 
     def undo(self) -> list[ChatMessage]:
-        """Remove the last exchange (your message and its reply); your text returns to the box.
+        """Remove the last exchange (your message and its reply).
+
+        A message typed in the message box goes back into it, to edit and send again (if the
+        box is empty); a message sent with :meth:`send` from code does not.
 
         :returns: The removed messages.
         """
@@ -251,8 +263,10 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         while self._history and self._history[-1].role != ChatRole.USER:
             removed.insert(0, self._pop())
         if self._history:
+            typed = self._typed[-1]
             removed.insert(0, user := self._pop())
-            if not self.ui.composer.value.strip():
+            # only text the user typed goes back, and never over what they are typing now
+            if typed and not self.ui.composer.value.strip():
                 self.ui.composer.value = user.text or ""
         self._clear_error()
         return removed
@@ -293,8 +307,15 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         messages = self.messages
 
         async def on_chunk(chunk: StreamingChunk) -> None:
-            run.model = (chunk.meta or {}).get("model") or run.model
+            if run.stopped:
+                return  # arrived after Stop: the reply is what was there when it was pressed
+            meta = chunk.meta or {}
+            run.model = meta.get("model") or run.model
+            run.fingerprint = meta.get("system_fingerprint") or run.fingerprint
             self._display(chunk)
+            if not run.streaming and (chunk.content or chunk.reasoning or chunk.tool_calls):
+                run.streaming = True
+                self._wake_start_waiters()
 
         settings = {"temperature": self.temperature, "max_tokens": self.max_tokens}
         kwargs = {k: v for k, v in settings.items() if v is not None}
@@ -303,14 +324,17 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
         reply: ChatMessage | None = None
         try:
             result = await run.task
+            if run.stopped:  # Stop came after the last chunk but before the reply was filed
+                raise asyncio.CancelledError
             self._display.finish()
             reply = result["replies"][0] if result.get("replies") else None
             if reply is None:
                 raise RuntimeError("The generator returned no reply.")
         except asyncio.CancelledError:
             self._display.finish()
-            reply = self._partial(run, {"stopped": True})
-            self._notice = "stopped" if reply else "stopped before the first token"
+            reply = self._partial(run, {"stopped": True}, empty=run.stopped)
+            streamed = bool(reply and (reply.text or reply.reasoning))
+            self._notice = "stopped" if streamed else "stopped before the first token"
             if not run.stopped and not run.discarded:
                 self._end(run, reply)
                 raise  # cancelled from outside (e.g. the cell was interrupted): pass it on
@@ -323,12 +347,14 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
             self._count(reply)
         return self._end(run, reply)
 
-    def _partial(self, run: _Run, marks: dict[str, Any]) -> ChatMessage | None:
-        """What arrived before a stop or a break, as a marked reply (``None``: nothing came)."""
+    def _partial(self, run: _Run, marks: dict[str, Any], empty: bool = False) -> ChatMessage | None:
+        """What arrived before a stop or a break, as a marked reply (``None``: nothing came,
+        unless ``empty`` asks for a reply without text)."""
         text, reasoning = self._display.text, self._display.reasoning
-        if run.discarded or not (text or reasoning):
+        if run.discarded or not (text or reasoning or empty):
             return None
-        meta = {"model": run.model or self.model, **marks}
+        fingerprint = {"system_fingerprint": run.fingerprint} if run.fingerprint else {}
+        meta = {"model": run.model or self.model, **fingerprint, **marks}
         return ChatMessage.from_assistant(text, meta=meta, reasoning=reasoning or None)
 
     def _end(self, run: _Run, reply: ChatMessage | None) -> ChatMessage | None:
@@ -340,7 +366,15 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
             reply = canonical(reply)
             self._append(reply)
         self._refresh()
+        self._wake_start_waiters()  # ended without any text: started() must not wait on
         return None if run.discarded else reply
+
+    def _wake_start_waiters(self) -> None:
+        waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                    waiter.set_result(None)
 
     def _count(self, reply: ChatMessage) -> None:
         usage = reply.meta.get("usage") or {}
@@ -361,13 +395,15 @@ class ChatWidget(TranscriptMixin, widgets.VBox):
             previous, self.model = self.model, vision[0]
             self._notice = f"{previous} does not accept images: switched to {self.model}"
 
-    def _append(self, message: ChatMessage) -> None:
+    def _append(self, message: ChatMessage, typed: bool = False) -> None:
         self._history.append(message)
+        self._typed.append(typed)
         self._entries.append(widgets.HTML(message_html(message)))
         self._refresh()
 
     def _pop(self) -> ChatMessage:
         self._entries.pop().close()
+        self._typed.pop()
         message = self._history.pop()
         self._refresh()
         return message

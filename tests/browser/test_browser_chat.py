@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import pytest
 from lab_page import BrowserPage, write_notebook
@@ -30,6 +31,21 @@ OBSERVE = """chat => {
 }"""
 
 
+# Labels whose text does not fit their box (the browser cuts them with an ellipsis).
+CLIPPED_LABELS = """root => [...root.querySelectorAll('.widget-label, .widget-label-basic')]
+  .filter(label => label.offsetParent !== null && label.textContent.trim())
+  .map(label => ({text: label.textContent.trim(), scroll: label.scrollWidth,
+                  client: label.clientWidth}))"""
+
+
+# Whether a select shows its whole chosen option (text width, plus room for the arrow).
+FITS = """select => {
+  const context = document.createElement('canvas').getContext('2d');
+  context.font = getComputedStyle(select).font;
+  return context.measureText(select.selectedOptions[0].text).width + 32 <= select.clientWidth;
+}"""
+
+
 def test_chat_widget_streams_stops_retries_and_exports(browser_page: BrowserPage) -> None:
     server = browser_page.server
     server.configure(ttft=0.1, tokens_per_second=150)
@@ -45,6 +61,21 @@ def test_chat_widget_streams_stops_retries_and_exports(browser_page: BrowserPage
         for name in ("Stop", "Retry", "Export")
     }
     chat.evaluate(OBSERVE)
+
+    # 0. one "Clear" (the chat's); the attachments' button says what it removes. The settings
+    # show their labels whole.
+    assert chat.locator("button", has_text=re.compile(r"^\s*Clear\s*$")).count() == 1
+    assert chat.locator("button", has_text="Remove images").count() == 1
+    chat.get_by_text("Settings", exact=True).click()  # the settings pane opens
+    chat.locator(".widget-label", has_text="Temperature").wait_for(timeout=10_000)
+    labels = chat.evaluate(CLIPPED_LABELS)
+    texts = {label["text"] for label in labels}
+    assert {"System prompt", "Model", "Temperature", "model default"} <= texts, labels
+    assert any(text.startswith("Max tokens") for text in texts), labels
+    clipped = [label for label in labels if label["scroll"] > label["client"]]
+    assert clipped == [], clipped
+    # the model picker shows the whole id of the model in use
+    assert chat.locator("select").evaluate(FITS), chat.locator("select").input_value()
 
     # 1. type, Enter: the reply streams into the history
     composer.click()
@@ -94,9 +125,12 @@ def test_chat_widget_streams_stops_retries_and_exports(browser_page: BrowserPage
 
     # 4. Export: a transcript next to the notebook, Markdown and JSON
     button["Export"].click()
-    notice = chat.locator("i", has_text="saved chat-")
+    notice = chat.locator("i", has_text="saved stackit-chat-")
     notice.wait_for(timeout=10_000)
-    names = notice.inner_text().removeprefix("saved ").split(" and ")
+    saved, folder = notice.inner_text().removeprefix("saved ").split(" in ")
+    names = saved.split(" and ")
+    assert all(re.fullmatch(r"stackit-chat-\d{8}-\d{6}\.(md|json)", name) for name in names)
+    assert folder == str(browser_page.lab.root)  # the kernel's working directory
     markdown = (browser_page.lab.root / names[0]).read_text(encoding="utf-8")
     assert "Write 400 tokens about rivers." in markdown and first[:60] in " ".join(markdown.split())
     saved = json.loads((browser_page.lab.root / names[1]).read_text(encoding="utf-8"))
