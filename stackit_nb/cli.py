@@ -115,19 +115,23 @@ def _lab(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     command = jupyterlab_command(root, args.port, open_browser=not args.no_browser)
     with quiet(env) as lab_env:
-        process = subprocess.Popen(command, env=lab_env)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        # JupyterLab in a session of its own: a terminal's Ctrl+C (or a closed terminal) reaches
+        # only this process, which passes on one SIGTERM, on which JupyterLab shuts its kernels
+        # down and exits without asking for confirmation. (Had it the signal too, it would ask,
+        # or, with no terminal, be stopping already when the SIGTERM came and die of it.)
+        process = subprocess.Popen(command, env=lab_env, start_new_session=True)
+        signals: list[int] = []
+
+        def stop_jupyterlab(signum: int, _: object) -> None:
+            # Only signals, a second time with SIGKILL: raising here, inside Popen.wait(), can
+            # leave Popen's lock held and hang the wait that follows.
+            (process.kill if signals else process.terminate)()
+            signals.append(signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop_jupyterlab)
         try:
             return process.wait()
-        except KeyboardInterrupt:
-            # A terminal's Ctrl+C also reached JupyterLab, which would ask for confirmation;
-            # SIGTERM makes it shut its kernels down and exit without asking.
-            process.terminate()
-            try:
-                return process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return process.wait()
         finally:
             if srv is not None:
                 srv.stop()
@@ -213,10 +217,6 @@ def _models(args: argparse.Namespace) -> int:
     finally:
         conn.stop()  # type: ignore[attr-defined]
     return 0
-
-
-def _raise_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 ENGINE_HELP = (

@@ -62,22 +62,40 @@ def wait_for_jupyterlab(port: int, runtime: Path) -> str:
         time.sleep(0.5)
 
 
+def start_lab(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    command = [
+        sys.executable, "-m", "stackit_nb.cli", "lab", "--no-browser", "--port", str(port), *args,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=isolated_jupyter_env(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+    )
+
+
+def stop_lab(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Send ``sig`` to the whole process group, as Ctrl+C in a terminal (SIGINT) or a service
+    manager (SIGTERM) does: `stackit-nb lab` and JupyterLab get it at the same moment."""
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_lab_serves_a_working_copy_on_the_scripted_engine_without_news(tmp_path: Path) -> None:
     port, workdir = free_port(), tmp_path / "my-notebooks"
     committed = digests(NOTEBOOKS)
-    env = isolated_jupyter_env(tmp_path)
-    command = [
-        sys.executable, "-m", "stackit_nb.cli", "lab", "--no-browser", "--port", str(port),
-        "--notebooks", str(NOTEBOOKS), "--workdir", str(workdir),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # so a failed run can end JupyterLab too, not only our process
-    )
+    proc = start_lab(tmp_path, port, "--notebooks", str(NOTEBOOKS), "--workdir", str(workdir))
     try:
         assert proc.stdout is not None
         copy_line, server_line, engine_line = (proc.stdout.readline() for _ in range(3))
@@ -94,7 +112,7 @@ def test_lab_serves_a_working_copy_on_the_scripted_engine_without_news(tmp_path:
         base = server_url.removesuffix("/v1")
         assert httpx.get(f"{base}/health").json() == {"status": "ok"}
 
-        token = wait_for_jupyterlab(port, Path(env["JUPYTER_RUNTIME_DIR"]))
+        token = wait_for_jupyterlab(port, tmp_path / "jupyter_runtime_dir")
         auth = {"Authorization": f"token {token}"}
         lab = f"http://127.0.0.1:{port}"
         # it serves the working copy, a copy of every tutorial
@@ -108,18 +126,43 @@ def test_lab_serves_a_working_copy_on_the_scripted_engine_without_news(tmp_path:
         assert NEWS_PLUGIN in json.loads(config.group(1))["disabledExtensions"]
         assert httpx.get(f"{lab}/lab/api/news", headers=auth).json() == {"news": []}
         assert httpx.get(f"{lab}/lab/api/update", headers=auth).json() == {"notification": None}
+        # a running kernel, for the shutdown below
+        kernel = httpx.post(f"{lab}/api/kernels", headers=auth, json={}, timeout=60).json()
+        runtime = tmp_path / "jupyter_runtime_dir"
+        assert (runtime / f"kernel-{kernel['id']}.json").exists()
     finally:
-        proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored when the tests run in background
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        stop_lab(proc, signal.SIGINT)  # Ctrl+C in a terminal
     assert proc.returncode == 0
-    with socket.socket() as probe:  # the local server went away with it
-        assert probe.connect_ex(("127.0.0.1", int(server_url.split(":")[2].split("/")[0]))) != 0
+    assert list(runtime.glob("kernel-*.json")) == []  # JupyterLab shut its kernel down
+    assert port_closed(port)
+    assert port_closed(int(server_url.split(":")[2].split("/")[0]))  # the local server too
     assert digests(NOTEBOOKS) == committed
     assert not (tmp_path / "lab-settings").exists()  # the learner's settings folder: untouched
+
+
+def test_lab_opens_the_originals_for_authors_and_stops_on_sigterm(tmp_path: Path) -> None:
+    originals = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, originals)
+    port = free_port()
+    proc = start_lab(tmp_path, port, "--originals", "--engine", "scripted")
+    try:
+        assert proc.stdout is not None
+        opening, server_line, engine_line = (proc.stdout.readline() for _ in range(3))
+        assert opening.startswith("stackit_nb: opening the tutorials themselves in notebooks/")
+        assert "(scripted engine)" in server_line
+        assert engine_line == "  engine scripted, as asked\n"
+        token = wait_for_jupyterlab(port, tmp_path / "jupyter_runtime_dir")
+        listed = httpx.get(
+            f"http://127.0.0.1:{port}/api/contents",
+            headers={"Authorization": f"token {token}"},
+            timeout=10,
+        ).json()["content"]
+        assert sorted(item["name"] for item in listed) == sorted(digests(NOTEBOOKS))
+    finally:
+        stop_lab(proc, signal.SIGTERM)
+    assert proc.returncode == 0 and port_closed(port)
+    assert not (tmp_path / "my-notebooks").exists()
+    assert not (originals / MANIFEST).exists()
 
 
 @pytest.fixture
