@@ -24,6 +24,16 @@ os.environ["STACKIT_NB_ENGINE"] = "scripted"
 
 
 def pytest_collection_modifyitems(items: list) -> None:
-    """Run the browser tests last: playwright's sync API keeps an event loop running in the main
-    thread until the session ends, which would break every asyncio test and notebook after it."""
+    """Mark what runs in a kernel, and run the browser tests last.
+
+    The tutorial cells (nbval) and every test using a ``kernel`` fixture get the ``kernel``
+    mark, so ``make check`` can leave them out by marker. Browser tests go last: playwright's
+    sync API keeps an event loop running in the main thread until the session ends, which would
+    break every asyncio test and notebook after it.
+    """
+    import pytest
+
+    for item in items:
+        if item.path.suffix == ".ipynb" or "kernel" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kernel)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -155,6 +155,7 @@ def _execute(path: Path) -> tuple[Path, int]:
     return path, len(state.get("state", {}))
 
 
+@pytest.mark.kernel
 def test_notebooks_run_with_the_key_and_keep_no_trace_of_it(
     canary: LocalSTACKIT, tmp_path: Path
 ) -> None:
