@@ -6,10 +6,11 @@ STAMP := $(VENV)/.stackit-nb-installed
 
 export HAYSTACK_TELEMETRY_ENABLED := False
 
-# `make lab` options: ENGINE=smollm2 (a real small model; builds llama.cpp the first time),
-# REFRESH=1 (copy the tutorials again, keeping the old working copy), ORIGINALS=1 (authors: open
-# notebooks/ itself), LAB_ARGS="--no-browser --port 8889" (anything else `stackit-nb lab` takes).
-ENGINE ?= scripted
+# `make lab` options: ENGINE=smollm2 (a real small model, building llama.cpp the first time;
+# unset, `stackit-nb lab` starts the scripted engine), REFRESH=1 (copy the tutorials again,
+# keeping the old working copy), ORIGINALS=1 (authors: open notebooks/ itself),
+# LAB_ARGS="--no-browser --port 8889" (anything else `stackit-nb lab` takes).
+ENGINE ?=
 REFRESH ?=
 ORIGINALS ?=
 LAB_ARGS ?=
@@ -46,7 +47,7 @@ local-llm: $(LLM_STAMP)
 ## JupyterLab on my-notebooks/ (your working copy of notebooks/), bound to 127.0.0.1; a local
 ## server with the scripted engine is started when STACKIT_API_KEY is unset.
 lab: $(STAMP) $(if $(filter smollm2,$(ENGINE)),$(LLM_STAMP))
-	$(BIN)/stackit-nb lab --engine $(ENGINE)$(if $(filter 1 yes true,$(REFRESH)), --refresh)$(if $(filter 1 yes true,$(ORIGINALS)), --originals) $(LAB_ARGS)
+	$(BIN)/stackit-nb lab$(if $(ENGINE), --engine $(ENGINE))$(if $(filter 1 yes true,$(REFRESH)), --refresh)$(if $(filter 1 yes true,$(ORIGINALS)), --originals)$(if $(LAB_ARGS), $(LAB_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -263,7 +263,7 @@ def make_dry_run(*variables: str, tmp_path: Path) -> str:
 
 def test_make_lab_starts_the_scripted_engine_and_builds_no_model(tmp_path: Path) -> None:
     default = make_dry_run(tmp_path=tmp_path)
-    assert "stackit-nb lab --engine scripted" in default
+    assert f"{tmp_path / 'venv'}/bin/stackit-nb lab\n" in default  # lab's default: scripted
     assert "build_llama_wheel" not in default and "local-llm" not in default
 
     smollm2 = make_dry_run("ENGINE=smollm2", "REFRESH=1", tmp_path=tmp_path)
@@ -271,4 +271,4 @@ def test_make_lab_starts_the_scripted_engine_and_builds_no_model(tmp_path: Path)
     assert "stackit-nb lab --engine smollm2 --refresh" in smollm2
 
     authors = make_dry_run("ORIGINALS=1", "LAB_ARGS=--no-browser", tmp_path=tmp_path)
-    assert "stackit-nb lab --engine scripted --originals --no-browser" in authors
+    assert "stackit-nb lab --originals --no-browser\n" in authors
