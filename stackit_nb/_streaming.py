@@ -3,6 +3,8 @@
 Haystack's own converter drops reasoning deltas (vLLM's ``reasoning``/``reasoning_content``) and
 rejects a delta carrying text and a tool call at once; this one splits such a delta into one
 ``StreamingChunk`` per part, numbers content blocks in arrival order and times the stream.
+It keeps the server's ``system_fingerprint``, which Haystack's assembly of a reply drops, and
+reads from it which local engine wrote a reply (:func:`local_engine`, :func:`model_label`).
 """
 
 from __future__ import annotations

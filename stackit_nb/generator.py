@@ -60,6 +60,8 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
       ``stream_options.include_usage`` unless ``generation_kwargs`` sets ``stream_options``).
       Streamed, the speed counts from the first token; not streamed, over the whole request,
       and ``time_to_first_token`` is ``None``;
+    - keeps the server's ``system_fingerprint`` in ``meta`` (and in every streamed chunk's), by
+      which a reply from the local server names its engine (``stackit-nb-local-smollm2``);
     - keeps the reasoning of reasoning models (``reasoning`` or ``reasoning_content`` on the
       wire) as reasoning chunks while streaming and as ``reply.reasoning`` at the end;
     - takes ``generation_kwargs={"response_format": MyPydanticModel}`` (streaming too) or a dict
