@@ -550,3 +550,26 @@ def test_template_messages_turn_images_and_tools_into_text() -> None:
     assert messages[1]["content"] == f"Colour?\n[image: {facts.describe()}]"
     assert messages[2]["content"] == "(called f with {})"
     assert messages[3]["content"] == "Tool result: 42"
+
+
+def test_template_messages_for_planning_answering_and_counting_images() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 10), (0, 0, 255)).save(buffer, "PNG")
+    facts = inspect_data_url(
+        "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    )
+    request = ChatRequest(
+        model=catalog.get_model(REASONER),  # type: ignore[arg-type]
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Hm?"}, {"type": "image_url"}]}
+        ],
+        images=[facts],
+        response_format={"type": "json_object"},
+    )
+    planning = template_messages(request, plan=True)
+    assert "plan" in planning[0]["content"] and "JSON" not in planning[0]["content"]
+    answering = template_messages(request, notes="Say blue. ")
+    assert "JSON" in answering[0]["content"] and "Say blue" not in answering[0]["content"]
+    assert answering[1]["content"].endswith("\n\n(Notes for your answer: Say blue.)")
+    counting = template_messages(request, images_as_text=False)
+    assert counting[1]["content"] == "Hm?" and "[image:" in template_messages(request)[1]["content"]
