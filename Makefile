@@ -24,7 +24,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_STAMP := $(VENV)/.stackit-nb-local-llm
 ENGINE_FAILED := stackit_nb: the local model engine did not build (see above); the local server uses the scripted engine.
 
-.PHONY: lab test lint install local-llm browser-deps bench clean
+.PHONY: lab test check notebooks lint install local-llm browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "stackit_nb needs Python >= 3.11" or 0)'
@@ -65,11 +65,25 @@ browser-deps:
 		apt-get update && apt-get install -y chromium; \
 	fi
 
-## Every test: lint, unit and integration (real HTTP to the local server), notebooks, browser.
-## Outside CI a failed engine build only skips the smollm2 tests; under CI (CI set) it fails.
+# pytest-xdist: three workers on two cores (much of the suite waits on kernels, servers and the
+# browser). Files go out longest first, each to one worker; the browser tests form one group.
+PARALLEL ?= -n 3 --dist loadgroup --no-loadscope-reorder
+
+## Every test: lint, unit and integration (real HTTP to the local server), notebooks on the
+## scripted engine (strict nbval) and on smollm2, browser. Outside CI a failed engine build only
+## skips the smollm2 tests; under CI (CI set) it fails.
 test: lint browser-deps
 	@$(MAKE) --no-print-directory local-llm || { [ -z "$$CI" ] && echo "$(ENGINE_FAILED)"; }
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
+
+## The inner loop while coding: lint, type check, and the tests that need no browser, no kernel
+## and no smollm2 engine (unit tests and real HTTP against the local server).
+check: lint
+	$(BIN)/python -m pytest tests $(PARALLEL) -m "not browser and not kernel and not smollm2"
+
+## Re-execute the tutorials in notebooks/ on the scripted engine and save them as the tests expect.
+notebooks: $(STAMP)
+	$(BIN)/python scripts/execute_tutorials.py
 
 ## Benchmarks: each prints ratios against a baseline measured in the same run (bench/results/*.json).
 bench: $(STAMP)

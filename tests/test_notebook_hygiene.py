@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -59,3 +60,30 @@ def test_widget_state_holds_no_uploaded_bytes(notebook: tuple[Path, dict]) -> No
     for model in models.values():
         if model.get("model_name") == "FileUploadModel":
             assert not model.get("state", {}).get("value"), f"{path.name} keeps uploaded files"
+
+
+def test_streamed_output_is_one_block_per_cell(notebook: tuple[Path, dict]) -> None:
+    """Consecutive stream outputs are merged: on GitHub or in nbconvert's HTML, one block per
+    cell and stream, not one line per streamed token (`make notebooks` saves them so)."""
+    path, nb = notebook
+    for number, cell in enumerate(nb["cells"], 1):
+        outputs = cell.get("outputs", [])
+        for before, after in itertools.pairwise(outputs):
+            split = before["output_type"] == after["output_type"] == "stream"
+            assert not (split and before["name"] == after["name"]), (
+                f"{path.name}, cell {number}: consecutive {before['name']} outputs; "
+                "re-execute it with `make notebooks`"
+            )
+
+
+def test_saved_as_jupyterlab_saves_it(notebook: tuple[Path, dict]) -> None:
+    """Opening a tutorial in JupyterLab changes nothing: the kernelspec is the one it writes,
+    and no per-cell timing (which changes on every run) is kept."""
+    path, nb = notebook
+    assert nb["metadata"]["kernelspec"] == {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }, f"{path.name}: re-execute it with `make notebooks`"
+    timed = [c for c in nb["cells"] if "execution" in c.get("metadata", {})]
+    assert not timed, f"{path.name} keeps per-cell timing metadata"

@@ -1,9 +1,9 @@
 """Session fixtures for the browser tests: a local server, an isolated JupyterLab, Chromium.
 
-One of each per test session (starting them costs seconds), and one JupyterLab page that blocks
+One of each for the browser tests (starting them costs seconds), and one JupyterLab page that blocks
 and records any request that would leave the machine. Every test opens its own notebooks in that
 page and gets a screenshot under ``artifacts/browser/`` when it ends, passed or failed.
-Everything started here is stopped at the end of the session, also after a failure.
+Everything started here is stopped after the last browser test, also after a failure.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_page import (
+from playwright.sync_api import Browser, BrowserContext, Route, WebSocket, sync_playwright
+
+from stackit_nb.local import LocalSTACKIT
+
+from .lab_page import (
     CHROMIUM,
     CHROMIUM_FLAGS,
     BrowserPage,
@@ -22,23 +26,20 @@ from lab_page import (
     copy_without_outputs,
     outside,
 )
-from playwright.sync_api import Browser, BrowserContext, Route, WebSocket, sync_playwright
-
-from stackit_nb.local import LocalSTACKIT
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 SERVER_DEFAULTS = {"ttft": 0.0, "tokens_per_second": None}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stackit_server() -> Iterator[LocalSTACKIT]:
     """The local STACKIT-compatible server the notebooks' kernels talk to (scripted engine)."""
     with LocalSTACKIT(engine="scripted") as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def jupyter_lab(
     tmp_path_factory: pytest.TempPathFactory, stackit_server: LocalSTACKIT
 ) -> Iterator[JupyterLab]:
@@ -66,7 +67,7 @@ def jupyter_lab(
         lab.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, driven by playwright (never a browser playwright downloads)."""
     if not Path(CHROMIUM).exists():
@@ -83,7 +84,7 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_in_browser(
     chromium: Browser, jupyter_lab: JupyterLab, stackit_server: LocalSTACKIT
 ) -> Iterator[BrowserPage]:

@@ -7,7 +7,8 @@ import json
 import re
 
 import pytest
-from lab_page import BrowserPage, write_notebook
+
+from .lab_page import BrowserPage, write_notebook
 
 pytestmark = pytest.mark.browser
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from lab_page import BrowserPage
+
+from .lab_page import BrowserPage
 
 pytestmark = pytest.mark.browser
 

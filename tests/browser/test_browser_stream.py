@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from lab_page import BrowserPage, write_notebook
+
+from .lab_page import BrowserPage, write_notebook
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lab_page import BrowserPage
+
+from .lab_page import BrowserPage
 
 pytestmark = pytest.mark.browser
 

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_page import BrowserPage, NotebookPage, write_notebook
 from PIL import Image
 from playwright.sync_api import WebSocket
 
 from stackit_nb.images import MAX_INPUT_BYTES
 from stackit_nb.widgets.upload import CHUNK_BYTES
+
+from .lab_page import BrowserPage, NotebookPage, write_notebook
 
 pytestmark = pytest.mark.browser
 

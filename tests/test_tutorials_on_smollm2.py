@@ -1,0 +1,91 @@
+"""Every tutorial runs top to bottom on the smollm2 engine, the real small model a learner can pick.
+
+Strict nbval (``notebooks/``) compares every output against the scripted engine; here each
+notebook runs once more, in a real kernel, against ``connect()``'s local server with the smollm2
+engine (``STACKIT_NB_ENGINE=smollm2``), in a copy of notebooks/. No cell may fail. A real model's
+words differ from the committed ones, so outputs are compared only for the cells tagged
+``same-on-every-engine``: what the lesson states as a fact about the toolkit (a stream equals
+the reply, a stopped reply is marked, a parsed object has the schema's type), not the model's text.
+
+Without the engine these tests skip, except under CI (``CI`` set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scripts.execute_tutorials import NOTEBOOKS, execute
+from stackit_nb.local.engines import missing_for
+
+TAG = "same-on-every-engine"
+TUTORIALS = sorted(NOTEBOOKS.glob("*.ipynb"))
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+
+pytestmark = [pytest.mark.smollm2, pytest.mark.kernel]
+
+
+def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
+    config = configparser.ConfigParser()
+    config.read(SANITIZE)
+    return [(re.compile(config[s]["regex"]), config[s]["replace"]) for s in config.sections()]
+
+
+def _visible_text(cell: dict) -> str:
+    """What the reader sees of a cell's outputs as text (streams, plain results, errors)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream":
+            parts.append(output["text"])
+        elif output["output_type"] in ("execute_result", "display_data"):
+            parts.append(output.get("data", {}).get("text/plain", ""))
+        elif output["output_type"] == "error":
+            parts.append(f"{output['ename']}: {output['evalue']}")
+    text = "".join(parts)
+    for pattern, replacement in _sanitizers():
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def test_some_cells_are_checked_on_every_engine() -> None:
+    """The tag is in use (a typo in it would silently turn every comparison off)."""
+    tagged = [
+        cell
+        for path in TUTORIALS
+        for cell in nbformat.read(path, as_version=4).cells
+        if TAG in cell.get("metadata", {}).get("tags", [])
+    ]
+    assert len(tagged) >= 5
+
+
+# Each tutorial is its own xdist group, so that parallel workers share them out; a real model at
+# ~40 tokens/s on 2 shared cores takes up to a minute or two for one tutorial, hence the timeout.
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.xdist_group(f"smollm2-{p.stem}")) for p in TUTORIALS],
+    ids=lambda p: p.stem,
+)
+def test_tutorial_runs_on_smollm2(path: Path, tmp_path: Path) -> None:
+    if (missing := missing_for("smollm2")) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the smollm2 engine cannot run: {missing}")
+        pytest.skip(f"the smollm2 engine is not installed ({missing})")
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, workdir)
+    ran = execute(path, workdir, engine="smollm2", timeout=240)
+    committed = nbformat.read(path, as_version=4)
+    assert "smollm2 engine" in _visible_text(ran.cells[_first_code(ran)])
+    for cell, saved in zip(ran.cells, committed.cells, strict=True):
+        if TAG in saved.get("metadata", {}).get("tags", []):
+            assert _visible_text(cell) == _visible_text(saved), cell.source
+
+
+def _first_code(nb: dict) -> int:
+    return next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
