@@ -66,8 +66,8 @@ browser-deps:
 	fi
 
 # pytest-xdist: three workers on two cores (much of the suite waits on kernels, servers and the
-# browser). Files go out longest first, each to one worker; the browser tests form one group.
-PARALLEL ?= -n 3 --dist loadgroup --no-loadscope-reorder
+# browser). Files go out longest first, each to one worker (conftest.py: work_unit).
+PARALLEL ?= -n 3 --dist loadscope --no-loadscope-reorder
 
 ## Every test: lint, unit and integration (real HTTP to the local server), notebooks on the
 ## scripted engine (strict nbval) and on smollm2, browser. Outside CI a failed engine build only

@@ -64,14 +64,10 @@ def test_some_cells_are_checked_on_every_engine() -> None:
     assert len(tagged) >= 5
 
 
-# Each tutorial is its own xdist group, so that parallel workers share them out; a real model at
-# ~40 tokens/s on 2 shared cores takes up to a minute or two for one tutorial, hence the timeout.
+# A real model at ~40 tokens/s on 2 shared cores takes up to a minute for one tutorial, hence the
+# timeout. Parallel workers share the tutorials out (conftest.work_unit).
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=pytest.mark.xdist_group(f"smollm2-{p.stem}")) for p in TUTORIALS],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_runs_on_smollm2(path: Path, tmp_path: Path) -> None:
     if (missing := missing_for("smollm2")) is not None:
         if os.environ.get("CI"):
