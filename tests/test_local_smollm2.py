@@ -41,6 +41,9 @@ from stackit_nb.local.vision import inspect_data_url
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 VISION = "google/gemma-3-27b-it"
 REASONER = "openai/gpt-oss-120b"
+# httpx waits 5 s by default; a reply of a few hundred tokens takes longer on a busy machine (the
+# openai client used elsewhere waits 10 minutes)
+SLOW = 120.0
 MISSING = smollm2.missing()
 
 pytestmark = pytest.mark.smollm2
@@ -231,7 +234,7 @@ def test_replies_name_the_smollm2_engine(llm: LocalSTACKIT) -> None:
             **ask("Hi.", max_tokens=3), stream=True, stream_options={"include_usage": True}
         )
     )
-    assert len(chunks) >= 4
+    assert len(chunks) >= 3  # role, finish and usage chunks at least
     assert {c.system_fingerprint for c in chunks} == {"stackit-nb-local-smollm2"}
 
 
@@ -240,7 +243,10 @@ def test_replies_name_the_smollm2_engine(llm: LocalSTACKIT) -> None:
 
 def sse(srv: LocalSTACKIT, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON events of a raw streamed completion (``[DONE]`` checked and left out)."""
-    with srv.client() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+    with (
+        srv.client(timeout=SLOW) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as r,
+    ):
         lines = [line.removeprefix("data: ") for line in r.iter_lines() if line]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]
@@ -268,7 +274,7 @@ def test_reasoning_streams_first_then_the_answer(llm: LocalSTACKIT) -> None:
     assert usage["completion_tokens"] >= len(thinking) + len(answering) + 1
     assert usage["completion_tokens"] <= body["max_tokens"]
 
-    with llm.client() as http:
+    with llm.client(timeout=SLOW) as http:
         plain = http.post("/v1/chat/completions", json=body).json()
     message = plain["choices"][0]["message"]
     assert message["reasoning"] == message["reasoning_content"] == reasoning
@@ -294,6 +300,7 @@ def test_reasoning_counts_within_max_tokens(llm: LocalSTACKIT) -> None:
         messages=[{"role": "user", "content": "Explain tides."}],
         reasoning_effort="high",
         max_tokens=12,
+        temperature=0,  # greedy: this plan runs past 12 tokens every time
     )
     extra = cut.choices[0].message.model_extra or {}
     assert cut.choices[0].finish_reason == "length" and cut.choices[0].message.content == ""
