@@ -36,7 +36,7 @@ from stackit_nb.local.engines import ENGINE_ENV, ChatRequest, resolve_engine, sm
 from stackit_nb.local.engines.smollm2_reply import REASONING_TOKENS
 from stackit_nb.local.engines.smollm2_text import REASONING_OPENING, StopText, template_messages
 from stackit_nb.local.tokens import image_tokens
-from stackit_nb.local.vision import inspect_data_url
+from stackit_nb.local.vision import ImageFacts, inspect_data_url
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 VISION = "google/gemma-3-27b-it"
@@ -531,12 +531,15 @@ def test_stop_strings_are_held_back_and_cut() -> None:
     assert loose.add("nder") == (False, "wonder")  # the held "wo" goes out once it cannot stop
 
 
-def test_template_messages_turn_images_and_tools_into_text() -> None:
+def _blue_square_facts() -> ImageFacts:
+    """What the server measures in a 10x10 blue PNG."""
     buffer = io.BytesIO()
     Image.new("RGB", (10, 10), (0, 0, 255)).save(buffer, "PNG")
-    facts = inspect_data_url(
-        "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    )
+    return inspect_data_url("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+
+
+def test_template_messages_turn_images_and_tools_into_text() -> None:
+    facts = _blue_square_facts()
     request = ChatRequest(
         model=catalog.get_model(VISION),  # type: ignore[arg-type]
         messages=[
@@ -560,11 +563,7 @@ def test_template_messages_turn_images_and_tools_into_text() -> None:
 
 
 def test_template_messages_for_planning_answering_and_counting_images() -> None:
-    buffer = io.BytesIO()
-    Image.new("RGB", (10, 10), (0, 0, 255)).save(buffer, "PNG")
-    facts = inspect_data_url(
-        "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    )
+    facts = _blue_square_facts()
     request = ChatRequest(
         model=catalog.get_model(REASONER),  # type: ignore[arg-type]
         messages=[
