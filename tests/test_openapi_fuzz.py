@@ -142,7 +142,11 @@ def streamed_schema(
     """Chat completions only, every request streamed."""
     fuzz_run(request)
     yield load(srv, streamed=True)
-    assert answered[(f"POST {CHAT_PATH}", 200, True)] >= 20, answered
+    # Which bodies the seed generates also depends on what the process imported before (newer
+    # hypothesis versions draw constants from loaded modules): alone, 24 of the 50 requests
+    # stream a reply; after the rest of the suite, 13 (the others are valid by the document but
+    # refused by the server, e.g. tool_choice without tools). At least 10 must stream.
+    assert answered[(f"POST {CHAT_PATH}", 200, True)] >= 10, answered
 
 
 def is_stream(response: Response) -> bool:
