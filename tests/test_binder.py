@@ -47,6 +47,8 @@ class BinderEnv:
         return "".join(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+# Slow on purpose (about a minute): a fresh virtual environment installs the project and its
+# dependencies from the package index, as Binder does; nothing shorter shows that binder/ works.
 @pytest.fixture(scope="module")
 def binder_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BinderEnv]:
     tmp_path = tmp_path_factory.mktemp("binder")
