@@ -580,6 +580,7 @@ KERNEL_CODE = textwrap.dedent(
 )
 
 
+@pytest.mark.kernel
 def test_real_kernel_streams_without_resending_history(server: LocalSTACKIT) -> None:
     env = {"STACKIT_API_KEY": server.api_key, "STACKIT_API_BASE_URL": server.url}
     with KernelSession(env=env) as kernel:

@@ -337,6 +337,7 @@ for word in "A **saved** reply, in the notebook.".split(" "):
 d(StreamingChunk(content="", meta={"model": "m"}, finish_reason="stop"))"""
 
 
+@pytest.mark.kernel
 def test_saved_notebook_shows_the_reply_and_passes_nbval(tmp_path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
