@@ -12,7 +12,7 @@ import html
 import inspect
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anywidget
 import ipywidgets as widgets
@@ -23,9 +23,35 @@ from stackit_nb.widgets._transcript import new_export_stem
 from stackit_nb.widgets.upload import ImageUpload
 
 if TYPE_CHECKING:
-    from haystack.dataclasses import ImageContent
+    from haystack.dataclasses import ChatMessage, ImageContent
 
-    from stackit_nb.widgets.chat import ChatWidget
+
+class Chat(Protocol):
+    """What the controls drive and show: ``ChatWidget`` (described here, not imported, so that the
+    chat's module and its parts do not import each other)."""
+
+    model: str
+    usage: dict[str, int]
+    _history: list[ChatMessage]
+    _last_speed: tuple[float | None, float | None]
+    _notice: str
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def attachments(self) -> list[ImageContent]: ...
+    async def _submit(self, text: str, images: None, typed: bool) -> ChatMessage | None: ...
+    def stop(self) -> None: ...
+    async def retry(self) -> ChatMessage | None: ...
+    def undo(self) -> list[ChatMessage]: ...
+    def clear(self) -> None: ...
+    def save(self, path: str | Path | None = None) -> Path: ...
+    def import_json(self, text: str) -> None: ...
+    def import_markdown(self, text: str) -> None: ...
+    def _ensure_vision_model(self) -> None: ...
+    def _show_error(self, error: BaseException, hint: str = ...) -> None: ...
+    def _refresh(self) -> None: ...
+
 
 _FALLBACK_MODEL = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 _CSS = ".snb-chat .snb-chat-buttons .widget-button { width: auto; }"
@@ -282,7 +308,7 @@ class ChatUI:
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def wire(self, chat: ChatWidget) -> None:
+    def wire(self, chat: Chat) -> None:
         """Connect buttons and fields to ``chat`` (callbacks never raise into the kernel)."""
 
         def spawn(action: Coroutine[Any, Any, Any]) -> None:
@@ -364,7 +390,7 @@ class ChatUI:
             lambda change: setattr(self.temperature, "disabled", change["new"]), names="value"
         )
 
-    def show_state(self, chat: ChatWidget) -> None:
+    def show_state(self, chat: Chat) -> None:
         """Buttons enabled as the state allows; the status line (model, usage, speed)."""
         running, has_messages = chat.running, bool(chat._history)
         _set(self.send, "disabled", running)

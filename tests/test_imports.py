@@ -1,4 +1,4 @@
-"""The local server's modules form no import cycle, lazy imports included.
+"""No two modules of the package import each other, lazy imports included.
 
 Every ``import`` statement anywhere in a module (top level, inside functions, under
 ``TYPE_CHECKING``) is an edge. A package being imported because one of its submodules is
@@ -115,3 +115,16 @@ def test_the_fingerprint_module_loads_without_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == ["stackit-nb-local-smollm2", "['stackit_nb.local.fingerprint']"]
+
+
+#: The one import circle left in the package, to untangle next: ``models.list_models`` explains
+#: an endpoint's errors with ``errors.explain``, and ``errors`` suggests model ids from ``models``.
+KNOWN_CYCLES = [["stackit_nb.errors", "stackit_nb.models"]]
+
+
+def test_no_other_two_modules_of_the_package_import_each_other() -> None:
+    modules = {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+    assert "stackit_nb.widgets.chat" in modules and "stackit_nb.widgets._chatui" in modules
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    assert "stackit_nb.widgets._chatui" in graph["stackit_nb.widgets.chat"]  # edges are seen
+    assert [c for c in _cycles(graph) if c not in KNOWN_CYCLES] == []
