@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "STACKITTextEmbedder": "stackit_nb.embedders",
     "STACKITDocumentEmbedder": "stackit_nb.embedders",
     "connect": "stackit_nb.connection",
-    "list_models": "stackit_nb.models",
+    "list_models": "stackit_nb.connection",
     "LocalSTACKIT": "stackit_nb.local",
 }
 
@@ -39,11 +39,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from stackit_nb.connection import connect
+    from stackit_nb.connection import connect, list_models
     from stackit_nb.embedders import STACKITDocumentEmbedder, STACKITTextEmbedder
     from stackit_nb.generator import STACKITChatGenerator
     from stackit_nb.local import LocalSTACKIT
-    from stackit_nb.models import list_models
 
 
 def __getattr__(name: str) -> Any:

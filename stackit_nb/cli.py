@@ -205,8 +205,8 @@ def _models(args: argparse.Namespace) -> int:
     """Print the models the endpoint serves, with kind, capabilities and context length."""
     import openai
 
+    from stackit_nb.connection import list_models
     from stackit_nb.errors import STACKITError
-    from stackit_nb.models import list_models
 
     conn = _backend()
     try:

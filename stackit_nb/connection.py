@@ -2,7 +2,9 @@
 
 After ``stackit_nb.connect()`` the documentation's examples run unchanged: the components read
 ``STACKIT_API_KEY`` and follow ``STACKIT_API_BASE_URL``, which ``connect()`` sets for this process
-when it starts the local server.
+when it starts the local server. ``list_models()`` asks the endpoint in use which models it
+serves (the catalog types live in ``stackit_nb.models``; this module also explains the
+endpoint's errors, which ``stackit_nb.errors`` does with that catalog).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import TYPE_CHECKING
 from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url, resolve_base_url
 
 if TYPE_CHECKING:
+    from haystack.utils import Secret
+
     from stackit_nb.local import LocalSTACKIT
+    from stackit_nb.models import ModelList
 
 _lock = threading.Lock()
 _current: Connection | None = None
@@ -232,3 +237,45 @@ def _ask_engine(url: str) -> str | None:
 def current() -> Connection | None:
     """The connection :func:`connect` made in this process, if any."""
     return _current
+
+
+def list_models(
+    api_key: Secret | str | None = None,
+    api_base_url: str | None = None,
+    *,
+    timeout: float = 15.0,
+) -> ModelList:
+    """List the models the endpoint serves, with their capabilities.
+
+    :param api_key: A ``Secret`` or the token itself; defaults to ``STACKIT_API_KEY``.
+    :param api_base_url: Defaults to ``STACKIT_API_BASE_URL``, else STACKIT's public endpoint.
+    :param timeout: Seconds to wait for the endpoint.
+    :returns: A :class:`ModelList` (a list of :class:`ModelInfo`) that renders as a table.
+
+    Example::
+
+        import stackit_nb
+
+        stackit_nb.connect()
+        stackit_nb.list_models()
+    """
+    import openai
+    from haystack.utils import Secret
+
+    from stackit_nb.errors import explain, resolve_api_key
+    from stackit_nb.models import fetch_models
+
+    if isinstance(api_key, str):
+        api_key = Secret.from_token(api_key)
+    secret = api_key or Secret.from_env_var(API_KEY_ENV)
+    token = resolve_api_key(secret)
+    with openai.OpenAI(
+        api_key=token, base_url=resolve_base_url(api_base_url), timeout=timeout, max_retries=2
+    ) as client:
+        try:
+            return fetch_models(client)
+        except openai.APIStatusError as exc:
+            better = explain(exc, secret_value=token)
+            if better is None:
+                raise
+            raise better from exc

@@ -114,8 +114,8 @@ class StackitMagics(Magics):
 
     def _line(self, args: Namespace) -> ModelList | None:
         if args.command == ["models"]:
+            from stackit_nb.connection import list_models
             from stackit_nb.errors import STACKITError
-            from stackit_nb.models import list_models
 
             self._connect()
             try:
@@ -214,7 +214,7 @@ class StackitMagics(Magics):
         return self._generators[key]
 
     def _first_served(self, kind: str, error: BaseException) -> str:
-        from stackit_nb.models import list_models
+        from stackit_nb.connection import list_models
 
         try:
             models = list_models()

@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
-from haystack.utils import Secret
-
-from stackit_nb._common import API_KEY_ENV, resolve_base_url
-
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
@@ -222,43 +218,3 @@ def builtin_models() -> ModelList:
             for i, (k, c, n) in _KNOWN.items()
         ]
     )
-
-
-def list_models(
-    api_key: Secret | str | None = None,
-    api_base_url: str | None = None,
-    *,
-    timeout: float = 15.0,
-) -> ModelList:
-    """List the models the endpoint serves, with their capabilities.
-
-    :param api_key: A ``Secret`` or the token itself; defaults to ``STACKIT_API_KEY``.
-    :param api_base_url: Defaults to ``STACKIT_API_BASE_URL``, else STACKIT's public endpoint.
-    :param timeout: Seconds to wait for the endpoint.
-    :returns: A :class:`ModelList` (a list of :class:`ModelInfo`) that renders as a table.
-
-    Example::
-
-        import stackit_nb
-
-        stackit_nb.connect()
-        stackit_nb.list_models()
-    """
-    import openai
-
-    from stackit_nb.errors import explain, resolve_api_key
-
-    if isinstance(api_key, str):
-        api_key = Secret.from_token(api_key)
-    secret = api_key or Secret.from_env_var(API_KEY_ENV)
-    token = resolve_api_key(secret)
-    with openai.OpenAI(
-        api_key=token, base_url=resolve_base_url(api_base_url), timeout=timeout, max_retries=2
-    ) as client:
-        try:
-            return fetch_models(client)
-        except openai.APIStatusError as exc:
-            better = explain(exc, secret_value=token)
-            if better is None:
-                raise
-            raise better from exc

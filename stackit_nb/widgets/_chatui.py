@@ -18,7 +18,8 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from stackit_nb.models import ModelList, builtin_models, list_models
+from stackit_nb.connection import list_models
+from stackit_nb.models import ModelList, builtin_models
 from stackit_nb.widgets._transcript import new_export_stem
 from stackit_nb.widgets.upload import ImageUpload
 
