@@ -7,9 +7,13 @@ the tutorials show users, and nbval already compares it with the committed noteb
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
+import nbformat
 import pytest
+from playwright.sync_api import Locator
 
 from .lab_page import BrowserPage
 
@@ -28,3 +32,28 @@ def test_tutorial_runs_in_jupyterlab_without_errors(browser_page: BrowserPage, n
     # the kernels were pointed at the local server, as connect() says in the first cell
     first = notebook.output(0).inner_text()
     assert f"local STACKIT-compatible server at {browser_page.server.url}" in first, first
+
+
+def test_opening_a_tutorial_leaves_it_unchanged(browser_page: BrowserPage) -> None:
+    """JupyterLab rewrites a kernelspec that differs from its kernel's, then marks the file
+    modified (and autosaves it). The committed tutorials carry the one it writes, so opening one
+    changes nothing. A copy with the older "Python 3" shows how soon a change is marked; the
+    committed one is then watched three times as long."""
+    page = browser_page.page
+
+    def dirty_tab(name: str) -> Locator:
+        return page.locator(f'.lm-TabBar-tab.jp-mod-dirty[data-id] >> text="{name}"')
+
+    older = nbformat.read(TUTORIALS[0], as_version=4)
+    older.metadata["kernelspec"]["display_name"] = "Python 3"
+    nbformat.write(older, browser_page.lab.root / "older-kernelspec.ipynb")
+    started = time.monotonic()
+    browser_page.open("older-kernelspec.ipynb")
+    dirty_tab("older-kernelspec.ipynb").wait_for(timeout=30_000)
+    marked_after = time.monotonic() - started
+
+    shutil.copy(TUTORIALS[0], browser_page.lab.root / "as-committed.ipynb")
+    started = time.monotonic()
+    browser_page.open("as-committed.ipynb")
+    page.wait_for_timeout(max(0.0, 3 * marked_after - (time.monotonic() - started)) * 1000)
+    assert dirty_tab("as-committed.ipynb").count() == 0
