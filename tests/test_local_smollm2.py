@@ -44,23 +44,13 @@ REASONER = "openai/gpt-oss-120b"
 # httpx waits 5 s by default; a reply of a few hundred tokens takes longer on a busy machine (the
 # openai client used elsewhere waits 10 minutes)
 SLOW = 120.0
-MISSING = smollm2.missing()
 
 pytestmark = pytest.mark.smollm2
 
 
-def _need_engine() -> None:
-    if MISSING is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but the smollm2 engine cannot run: {MISSING}")
-    pytest.skip(f"the smollm2 engine is not installed ({MISSING})")
-
-
 @pytest.fixture(scope="module")
-def llm() -> Iterator[LocalSTACKIT]:
+def llm(smollm2_engine: None) -> Iterator[LocalSTACKIT]:
     """One smollm2 server for the module; components built with defaults reach it."""
-    _need_engine()
     with LocalSTACKIT(engine="smollm2") as srv, pytest.MonkeyPatch.context() as mp:
         mp.setenv("STACKIT_API_KEY", srv.api_key)
         mp.setenv("STACKIT_API_BASE_URL", srv.url)
@@ -475,8 +465,7 @@ async def test_concurrent_requests_queue_and_all_finish(llm: LocalSTACKIT) -> No
     assert all(replies)
 
 
-def test_stop_ends_an_open_live_stream() -> None:
-    _need_engine()
+def test_stop_ends_an_open_live_stream(smollm2_engine: None) -> None:
     srv = LocalSTACKIT(engine="smollm2").start()
     stream = client(srv).chat.completions.create(
         **ask("Write a long story about a dragon.", max_tokens=2000), stream=True
@@ -500,8 +489,9 @@ def test_auto_honours_the_environment_pin(monkeypatch: pytest.MonkeyPatch) -> No
         resolve_engine("gpt-5")
 
 
-def test_auto_picks_smollm2_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    _need_engine()
+def test_auto_picks_smollm2_when_installed(
+    monkeypatch: pytest.MonkeyPatch, smollm2_engine: None
+) -> None:
     monkeypatch.delenv(ENGINE_ENV, raising=False)
     assert resolve_engine("auto") == "smollm2"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKIT_")}

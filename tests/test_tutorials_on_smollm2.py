@@ -13,7 +13,6 @@ Without the engine these tests skip, except under CI (``CI`` set), where that is
 from __future__ import annotations
 
 import configparser
-import os
 import re
 import shutil
 from pathlib import Path
@@ -22,7 +21,6 @@ import nbformat
 import pytest
 
 from scripts.execute_tutorials import NOTEBOOKS, execute
-from stackit_nb.local.engines import missing_for
 
 TAG = "same-on-every-engine"
 TUTORIALS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -32,9 +30,13 @@ pytestmark = [pytest.mark.smollm2, pytest.mark.kernel]
 
 
 def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
+    """The regex/replace pairs strict nbval applies (tests/nbval_sanitize.cfg)."""
     config = configparser.ConfigParser()
     config.read(SANITIZE)
     return [(re.compile(config[s]["regex"]), config[s]["replace"]) for s in config.sections()]
+
+
+SANITIZERS = _sanitizers()
 
 
 def _printed(cell: dict) -> str:
@@ -46,7 +48,7 @@ def _printed(cell: dict) -> str:
         elif output["output_type"] == "error":
             parts.append(f"{output['ename']}: {output['evalue']}")
     text = "".join(parts)
-    for pattern, replacement in _sanitizers():
+    for pattern, replacement in SANITIZERS:
         text = pattern.sub(replacement, text)
     return text
 
@@ -66,11 +68,7 @@ def test_some_cells_are_checked_on_every_engine() -> None:
 # timeout. Parallel workers share the tutorials out (conftest.work_unit).
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
-def test_tutorial_runs_on_smollm2(path: Path, tmp_path: Path) -> None:
-    if (missing := missing_for("smollm2")) is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the smollm2 engine cannot run: {missing}")
-        pytest.skip(f"the smollm2 engine is not installed ({missing})")
+def test_tutorial_runs_on_smollm2(path: Path, tmp_path: Path, smollm2_engine: None) -> None:
     workdir = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, workdir)
     ran = execute(path, workdir, engine="smollm2", timeout=240)

@@ -28,6 +28,7 @@ import psutil
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page
 
+from stackit_nb.lab import QUIET_FLAGS
 from stackit_nb.local import LocalSTACKIT
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
@@ -59,11 +60,8 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
 
 # The server side of the same: news and update checks are fetched by the Jupyter server, and the
 # default extension manager searches PyPI; the read-only one lists installed extensions only.
-LAB_FLAGS = [
-    "--LabApp.news_url=None",
-    "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-    "--LabApp.extension_manager=readonly",
-]
+# `make lab`'s own quiet flags (no news feed, no update check), and no extension installs.
+LAB_FLAGS = [*QUIET_FLAGS, "--LabApp.extension_manager=readonly"]
 
 EXECUTED = re.compile(r"^\[\d+\]:$")
 _PROMPT_JS = "el => el.textContent.replace(/\\s/g, '')"
