@@ -27,7 +27,7 @@ from haystack.dataclasses import (
     ToolCallDelta,
 )
 
-from stackit_nb.local.fingerprint import local_engine_of
+from stackit_nb.fingerprint import local_engine_of
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",

@@ -104,17 +104,18 @@ def test_engines_and_validation_stay_apart() -> None:
             assert f"{PACKAGE}.engines" not in imported, name
 
 
-def test_the_fingerprint_module_loads_without_the_server() -> None:
+def test_the_fingerprint_module_loads_neither_the_server_nor_haystack() -> None:
+    """Client code (every streamed chunk's meta) and the server share it; it costs neither."""
     code = (
-        "import sys; from stackit_nb.local.fingerprint import engine_fingerprint;"
+        "import sys; from stackit_nb.fingerprint import engine_fingerprint;"
         "print(engine_fingerprint('smollm2'));"
-        "print(sorted(m for m in sys.modules if m.startswith('stackit_nb.local.') or"
-        " m.split('.')[0] in ('fastapi', 'uvicorn', 'llama_cpp')))"
+        "print(sorted(m for m in sys.modules if m.startswith('stackit_nb.') or"
+        " m.split('.')[0] in ('fastapi', 'uvicorn', 'llama_cpp', 'haystack', 'openai')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert out == ["stackit-nb-local-smollm2", "['stackit_nb.local.fingerprint']"]
+    assert out == ["stackit-nb-local-smollm2", "['stackit_nb.fingerprint']"]
 
 
 def test_no_two_modules_of_the_package_import_each_other() -> None:

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel
 
+from stackit_nb.fingerprint import local_engine_of
 from stackit_nb.local import LocalSTACKIT
-from stackit_nb.local.fingerprint import local_engine_of
 
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 VISION = "google/gemma-3-27b-it"

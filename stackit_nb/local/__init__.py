@@ -8,7 +8,7 @@ Example::
         print(srv.url)  # http://127.0.0.1:PORT/v1
 
 ``LocalSTACKIT`` is loaded on first use, so light modules of this package (such as
-:mod:`stackit_nb.local.fingerprint`) can be imported without loading the server.
+:mod:`stackit_nb.local.engines.interface`) can be imported without loading the server.
 """
 
 from __future__ import annotations

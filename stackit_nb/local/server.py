@@ -12,7 +12,7 @@ pieces as it generates them: the routes, auth, error bodies, faults and request 
 does), and usage comes from the model's own tokenizer.
 
 Every chat completion, plain or streamed (each chunk), carries ``system_fingerprint``
-``stackit-nb-local-<engine>`` (see :mod:`stackit_nb.local.fingerprint`), so a client can say
+``stackit-nb-local-<engine>`` (see :mod:`stackit_nb.fingerprint`), so a client can say
 which local engine answered; real STACKIT sends none or vLLM's own.
 """
 
@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from stackit_nb.fingerprint import engine_fingerprint
 from stackit_nb.local import catalog, openapi, wire
 from stackit_nb.local.api_error import APIError
 from stackit_nb.local.engines import (
@@ -40,7 +41,6 @@ from stackit_nb.local.engines import (
     resolve_engine,
 )
 from stackit_nb.local.faults import Faults, RequestLog, StreamFault, error_type
-from stackit_nb.local.fingerprint import engine_fingerprint
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
 from stackit_nb.local.tokens import count_tokens
 from stackit_nb.local.validate import (

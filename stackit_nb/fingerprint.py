@@ -5,11 +5,12 @@ Every chat completion from the local server, the plain body and every streamed c
 ``stackit-nb-local-smollm2``). Real STACKIT sends either no fingerprint or vLLM's own value,
 which never starts with :data:`LOCAL_FINGERPRINT_PREFIX`, so a client can tell the two apart::
 
-    from stackit_nb.local.fingerprint import local_engine_of
+    from stackit_nb.fingerprint import local_engine_of
 
     local_engine_of(reply.system_fingerprint)  # "smollm2", or None for a real server
 
-This module imports nothing: client code reads it without loading the server.
+This module imports nothing: the server and client code share it, and reading it loads neither
+the server nor Haystack (``_streaming`` consults it for every streamed chunk's reply).
 """
 
 from __future__ import annotations
