@@ -205,7 +205,11 @@ def test_image_reply_says_it_comes_from_measurements(llm: LocalSTACKIT) -> None:
 def test_image_prompt_tokens_are_what_the_served_model_charges(llm: LocalSTACKIT) -> None:
     def prompt_tokens(size: tuple[int, int]) -> int:
         message = image_message(size, (30, 160, 40))
-        reply = client(llm).chat.completions.create(model=VISION, messages=[message], max_tokens=1)
+        reply = client(llm).chat.completions.create(
+            model="Qwen/Qwen3-VL-235B-A22B-Instruct-FP8",  # counts patches (Gemma 3: fixed 256)
+            messages=[message],
+            max_tokens=1,
+        )
         assert reply.usage is not None
         return reply.usage.prompt_tokens
 

@@ -8,8 +8,11 @@ working. Context lengths and tool support follow the model cards where STACKIT p
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass
+
+from stackit_nb.local.tokens import image_tokens
 
 CAPABILITIES = ("chat", "vision", "tools", "reasoning", "embedding")
 _CREATED = 1735689600  # 2025-01-01T00:00:00Z: a fixed timestamp keeps /v1/models output stable
@@ -27,10 +30,20 @@ class ModelInfo:
     embedding_dimensions: int | None = None  # native vector size for embedding models
     supports_dimensions: bool = False  # honours the `dimensions` request field (others: 400)
     legacy: bool = False  # older id still shown in public docs; served for compatibility
+    # Prompt tokens one image costs whatever its size (Gemma 3's SigLIP encoder always yields
+    # 256 soft tokens); None counts 28x28-pixel patches as Qwen-VL does.
+    tokens_per_image: int | None = None
 
     def supports(self, capability: str) -> bool:
         """True when the model has ``capability`` (e.g. ``"vision"``)."""
         return capability in self.capabilities
+
+    def image_tokens(self, width: int, height: int) -> int:
+        """Prompt tokens one ``width`` x ``height`` image costs on this model: the model's fixed
+        number where it has one (Gemma 3), else one per 28x28-pixel patch (Qwen-VL's rule)."""
+        if self.tokens_per_image is not None:
+            return self.tokens_per_image
+        return image_tokens(width, height)
 
     def to_openai(self) -> dict:
         """The model as one entry of ``GET /v1/models`` (vLLM's shape plus capability fields)."""
@@ -42,6 +55,7 @@ class ModelInfo:
             "root": self.id,
             "parent": None,
             "max_model_len": self.context_length,
+            "permission": [_permission(self.id)],
             "capabilities": list(self.capabilities),
             "context_length": self.context_length,
             "kind": self.kind,
@@ -53,8 +67,40 @@ class ModelInfo:
         return entry
 
 
-def _chat(model_id: str, context: int, *extra: str, legacy: bool = False) -> ModelInfo:
-    return ModelInfo(model_id, "chat", ("chat", *extra), context, legacy=legacy)
+def _permission(model_id: str) -> dict:
+    """vLLM's ``ModelPermission`` object, as its ``/v1/models`` lists it for every model."""
+    digest = hashlib.blake2b(model_id.encode(), digest_size=16).hexdigest()
+    return {
+        "id": f"modelperm-{digest}",
+        "object": "model_permission",
+        "created": _CREATED,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+
+
+def _chat(
+    model_id: str,
+    context: int,
+    *extra: str,
+    legacy: bool = False,
+    tokens_per_image: int | None = None,
+) -> ModelInfo:
+    return ModelInfo(
+        model_id,
+        "chat",
+        ("chat", *extra),
+        context,
+        legacy=legacy,
+        tokens_per_image=tokens_per_image,
+    )
 
 
 def _embedding(model_id: str, context: int, dims: int, *, supports_dimensions: bool) -> ModelInfo:
@@ -70,12 +116,15 @@ def _embedding(model_id: str, context: int, dims: int, *, supports_dimensions: b
 
 MODELS: tuple[ModelInfo, ...] = (
     _chat("Qwen/Qwen3-VL-235B-A22B-Instruct-FP8", 218_000, "vision", "tools"),
-    _chat("google/gemma-3-27b-it", 37_000, "vision"),
+    # No "tools" on gemma-3 and Mistral-Nemo: STACKIT's vLLM runs them without a tool-call
+    # parser, so tools with tool_choice "auto" are a 400 there (public deployment notes, a
+    # runbook verified 2026-03-08, quote the error for both; Llama-3.1-8B worked in the same run).
+    _chat("google/gemma-3-27b-it", 37_000, "vision", tokens_per_image=256),
     # gemma-4 on STACKIT is unverified; served so code written against it runs locally.
     _chat("google/gemma-4-31b-it", 128_000, "vision", "tools"),
     _chat("cortecs/Llama-3.3-70B-Instruct-FP8-Dynamic", 128_000, "tools"),
     _chat("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", 128_000, "tools"),
-    _chat("neuralmagic/Mistral-Nemo-Instruct-2407-FP8", 128_000, "tools"),
+    _chat("neuralmagic/Mistral-Nemo-Instruct-2407-FP8", 128_000),
     # Marked deprecated by third parties, still in the reference integration's list.
     _chat("Qwen/Qwen3.6-27B", 131_072, "tools"),
     _chat("openai/gpt-oss-120b", 131_072, "tools", "reasoning"),

@@ -30,6 +30,23 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelPermission(_Shape):
+    """vLLM's permission object (the same for every model)."""
+
+    id: str
+    object: Literal["model_permission"]
+    created: int
+    allow_create_engine: bool
+    allow_sampling: bool
+    allow_logprobs: bool
+    allow_search_indices: bool
+    allow_view: bool
+    allow_fine_tuning: bool
+    organization: str
+    group: str | None
+    is_blocking: bool
+
+
 class ModelCard(_Shape):
     """One served model: vLLM's fields plus what the model can do."""
 
@@ -40,6 +57,7 @@ class ModelCard(_Shape):
     root: str
     parent: str | None
     max_model_len: int
+    permission: list[ModelPermission]
     capabilities: list[Literal["chat", "vision", "tools", "reasoning", "embedding"]]
     context_length: int
     kind: Literal["chat", "embedding"]
@@ -65,19 +83,41 @@ class ToolCall(_Shape):
 
 
 class AssistantMessage(_Shape):
+    """vLLM's ChatMessage: the fields a reply does not use are explicit nulls."""
+
     role: Literal["assistant"]
     content: str | None  # None when the reply is tool calls only
-    # A reasoning model's thinking, under one or both names (the server's reasoning_field).
+    refusal: None
+    annotations: None
+    audio: None
+    function_call: None
+    tool_calls: list[ToolCall]  # empty when the reply calls no tool
+    # A reasoning model's thinking (null for other models), under one or both names (the
+    # server's reasoning_field).
     reasoning_content: str | None = None
     reasoning: str | None = None
-    tool_calls: list[ToolCall] | None = None
+
+
+class TopLogprob(_Shape):
+    token: str
+    logprob: float  # <= 0
+    bytes: list[int]  # the token's UTF-8 bytes
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]  # `top_logprobs` alternatives, most likely first
+
+
+class ChatLogprobs(_Shape):
+    content: list[TokenLogprob]  # one entry per content token, in order
 
 
 class CompletionChoice(_Shape):
     index: int
     message: AssistantMessage
-    logprobs: None
+    logprobs: ChatLogprobs | None  # None unless the request set `logprobs: true`
     finish_reason: FinishReason
+    stop_reason: str | None  # vLLM: the stop string that ended the reply
 
 
 class Usage(_Shape):
@@ -119,8 +159,9 @@ class Delta(_Shape):
 class ChunkChoice(_Shape):
     index: int
     delta: Delta
-    logprobs: None
+    logprobs: ChatLogprobs | None  # a content chunk's own tokens, when asked for
     finish_reason: FinishReason | None
+    stop_reason: str | None = None  # in the chunk that ends the choice only (vLLM)
 
 
 class ChatCompletionChunk(_Shape):
@@ -133,6 +174,37 @@ class ChatCompletionChunk(_Shape):
     system_fingerprint: str  # "stackit-nb-local-<engine>": which local engine answered
     choices: list[ChunkChoice]
     usage: Usage | None = None
+
+
+class CompletionLogprobs(_Shape):
+    """The legacy completions' logprobs: parallel lists, one item per token."""
+
+    text_offset: list[int]
+    token_logprobs: list[float]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float]]  # the chosen token and `logprobs` alternatives
+
+
+class TextChoice(_Shape):
+    index: int  # prompt_index * n + i
+    text: str
+    logprobs: CompletionLogprobs | None
+    finish_reason: FinishReason | None  # None in a streamed chunk that does not end the choice
+    stop_reason: str | None
+    prompt_logprobs: None = None  # non-streamed responses only
+
+
+class TextCompletion(_Shape):
+    """A legacy completion; streamed, each event is one of these with one choice (or, with
+    ``include_usage``, none and the usage)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    system_fingerprint: str  # "stackit-nb-local-<engine>": which local engine answered
+    choices: list[TextChoice]
+    usage: Usage | None
 
 
 class Embedding(_Shape):
@@ -219,6 +291,35 @@ CHAT_COMPLETIONS: Responses = {
                                     "contentSchema": {
                                         "$ref": _REF.format(model="ChatCompletionChunk")
                                     },
+                                },
+                            ]
+                        }
+                    },
+                }
+            }
+        },
+    },
+    **_BAD_BODY,
+    **_UNAUTHORIZED,
+    **_NOT_FOUND,
+}
+COMPLETIONS: Responses = {
+    200: {
+        "model": TextCompletion,
+        "description": "A text completion; with `stream: true`, server-sent events instead: one "
+        "`text_completion` per event, then `data: [DONE]`.",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "data": {
+                            "oneOf": [
+                                {"const": "[DONE]"},
+                                {
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {"$ref": _REF.format(model="TextCompletion")},
                                 },
                             ]
                         }

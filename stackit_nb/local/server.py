@@ -1,9 +1,10 @@
 """The local STACKIT-compatible HTTP server: a FastAPI app speaking the OpenAI/vLLM wire format.
 
 It knows nothing of Haystack. Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions``
-(JSON and SSE), ``POST /v1/embeddings``, ``GET /health``, and the admin path ``/_local/...``
-(faults, request log, settings), which real STACKIT does not have and the API can never collide
-with. Run it with :class:`stackit_nb.local.LocalSTACKIT` or ``stackit-nb serve``.
+and ``POST /v1/completions`` (JSON and SSE), ``POST /v1/embeddings``, ``GET /health``, and the
+admin path ``/_local/...`` (faults, request log, settings), which real STACKIT does not have and
+the API can never collide with. Run it with :class:`stackit_nb.local.LocalSTACKIT` or
+``stackit-nb serve``.
 
 Two kinds of engine sit behind the same routes. The scripted engine returns finished choices,
 which are streamed at the configured pace. A live engine (``smollm2``, a real model) streams
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException
 from stackit_nb.fingerprint import engine_fingerprint
 from stackit_nb.local import catalog, openapi, wire
 from stackit_nb.local.api_error import APIError
+from stackit_nb.local.completions import CompletionBody, CompletionWriter, prepare_completion
 from stackit_nb.local.engines import (
     ChatRequest,
     Choice,
@@ -42,12 +44,12 @@ from stackit_nb.local.engines import (
 )
 from stackit_nb.local.faults import Faults, RequestLog, StreamFault, error_type
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
-from stackit_nb.local.tokens import count_tokens
 from stackit_nb.local.validate import (
     ChatCompletionBody,
     EmbeddingsBody,
     model_or_404,
     prepare_chat,
+    text_inputs,
 )
 
 # -- the app --------------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ def create_app(
         # on) in the same shape as every other error, so clients read them the same way.
         message = {
             404: f"No route {request.url.path}; the API is under /v1 (models, chat/completions, "
-            "embeddings).",
+            "completions, embeddings).",
             405: f"{request.method} is not allowed on {request.url.path}.",
         }.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
@@ -130,7 +132,8 @@ def create_app(
     @app.post("/v1/chat/completions", response_model=None, responses=openapi.CHAT_COMPLETIONS)
     async def chat_completions(body: ChatCompletionBody) -> Response:
         chat_request, prompt_tokens = await asyncio.to_thread(prepare_chat, body)
-        reply = _Reply(body, settings.reasoning_field, engine_fingerprint(engine))
+        top = chat_request.top_logprobs if chat_request.logprobs else None
+        reply = _Reply(body, settings.reasoning_field, engine_fingerprint(engine), top)
         if isinstance(chat_engine, LiveEngine):
             return await _live(chat_engine, reply, chat_request, prompt_tokens)
         # Off the event loop: a long reply (n=16, "write 100000 words") takes seconds to build,
@@ -140,6 +143,25 @@ def create_app(
             await _pace_whole(choices)
             return reply.whole(choices, prompt_tokens)
         events = reply.writer().events(choices, prompt_tokens)
+        return _event_stream(_paced(events, faults.take_stream()))
+
+    @app.post("/v1/completions", response_model=None, responses=openapi.COMPLETIONS)
+    async def completions(body: CompletionBody) -> Response:
+        prepared = await asyncio.to_thread(prepare_completion, body)
+        writer = CompletionWriter(body, prepared, engine_fingerprint(engine), int(time.time()))
+        answers, prompt_tokens = [], prepared.prompt_tokens
+        for request in prepared.requests:
+            if isinstance(chat_engine, LiveEngine):
+                choices, counted = await _collect(chat_engine, request)
+                if counted is not None:  # the model's own count replaces the estimate
+                    prompt_tokens = counted
+            else:
+                choices = await asyncio.to_thread(chat_engine.complete, request)
+            answers.append(sorted(choices, key=lambda c: c.index))
+        if not body.stream:
+            await _pace_whole([c for a in answers for c in a])
+            return JSONResponse(writer.whole(answers, prompt_tokens))
+        events = writer.events(answers, prompt_tokens)
         return _event_stream(_paced(events, faults.take_stream()))
 
     @app.post("/v1/embeddings", response_model=None, responses=openapi.EMBEDDINGS)
@@ -152,9 +174,7 @@ def create_app(
                 f"{', '.join(catalog.ids_with('embedding'))}.",
                 param="model",
             )
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if not texts:
-            raise APIError(400, "input must not be empty", param="input")
+        inputs = text_inputs(body.input, "input")
         native = model.embedding_dimensions or 1024
         dims = native
         if body.dimensions is not None:
@@ -168,7 +188,7 @@ def create_app(
             if body.dimensions > native:
                 raise APIError(400, f"dimensions must be <= {native}", param="dimensions")
             dims = body.dimensions
-        counts = [count_tokens(t) for t in texts]
+        counts = [n_tokens for _, n_tokens in inputs]
         for i, n_tokens in enumerate(counts):
             if n_tokens > model.context_length:
                 raise APIError(
@@ -177,6 +197,7 @@ def create_app(
                     f"{model.context_length} tokens. Split the text into smaller chunks.",
                     param="input",
                 )
+        texts = [text for text, _ in inputs]
         vectors = await asyncio.to_thread(chat_engine.embed, texts, dims)
         total = sum(counts)
         return {
@@ -256,6 +277,22 @@ def create_app(
             return reply.whole(choices, prompt_tokens)
         events = reply.writer().live_events(items, chat_request.n, prompt_tokens)
         return _event_stream(_paced_live(events, faults.take_stream(), items.aclose))
+
+    async def _collect(live: LiveEngine, request: ChatRequest) -> tuple[list[Choice], int | None]:
+        """A live engine's finished choices for ``request``, and its prompt token count."""
+        items = live.stream(request, cancelled=settings.closing.is_set)
+        choices, counted = [], None
+        try:
+            async for item in items:
+                if isinstance(item, Prompt):
+                    counted = item.tokens
+                elif isinstance(item, Choice):
+                    choices.append(item)
+        finally:
+            await items.aclose()
+        if not choices:  # the engine gave up before starting: the server is stopping
+            raise APIError(503, "The local server is stopping; try again.")
+        return choices, counted
 
     async def _pace_whole(choices: list[Choice], already: float = 0.0) -> None:
         """A non-streamed reply takes as long as streaming it would (``already`` spent)."""
@@ -347,8 +384,15 @@ def create_app(
 class _Reply:
     """What a chat completion's response is built from, whichever engine made the choices."""
 
-    def __init__(self, body: ChatCompletionBody, reasoning_field: str, fingerprint: str) -> None:
+    def __init__(
+        self,
+        body: ChatCompletionBody,
+        reasoning_field: str,
+        fingerprint: str,
+        top_logprobs: int | None,
+    ) -> None:
         self.body = body
+        self.top_logprobs = top_logprobs  # None: the request did not ask for logprobs
         self.fingerprint = fingerprint
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
@@ -365,6 +409,7 @@ class _Reply:
                 prompt_tokens,
                 self.fields,
                 self.fingerprint,
+                self.top_logprobs,
             )
         )
 
@@ -378,6 +423,7 @@ class _Reply:
             include_usage=bool(options and options.include_usage),
             reasoning_fields=self.fields,
             system_fingerprint=self.fingerprint,
+            top_logprobs=self.top_logprobs,
         )
 
 

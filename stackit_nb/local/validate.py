@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from stackit_nb.local import catalog
 from stackit_nb.local.api_error import APIError
 from stackit_nb.local.engines.interface import ChatRequest
-from stackit_nb.local.tokens import count_prompt_tokens, image_tokens
+from stackit_nb.local.logprobs import MAX_TOP_LOGPROBS
+from stackit_nb.local.tokens import count_prompt_tokens, count_tokens
 from stackit_nb.local.vision import ImageDecodeError, ImageFacts, inspect_data_url
 
 # -- the nested shapes, as the OpenAPI document shows them ---------------------------------------
@@ -133,13 +134,13 @@ def _list_of(schema: dict[str, Any]) -> WithJsonSchema:
 # -- the bodies -----------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
     # Strict: `"temperature": false` or `"n": "2"` is a 400 naming the field, as on OpenAI,
     # not quietly read as 0.0 or 2 (code that works here must work against any server).
     model_config = ConfigDict(extra="allow", strict=True)
 
 
-class Message(_Body):
+class Message(RequestBody):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Annotated[str | list[dict[str, Any]] | None, WithJsonSchema(CONTENT_SCHEMA)] = None
     tool_calls: Annotated[list[dict[str, Any]] | None, _list_of(TOOL_CALL_SCHEMA)] = None
@@ -147,11 +148,11 @@ class Message(_Body):
     name: str | None = None
 
 
-class StreamOptions(_Body):
+class StreamOptions(RequestBody):
     include_usage: bool = False
 
 
-class ChatCompletionBody(_Body):
+class ChatCompletionBody(RequestBody):
     model: str = Field(examples=catalog.ids_with("chat")[:1])
     messages: list[Message] = Field(
         min_length=1, examples=[[{"role": "user", "content": "Tell me a joke."}]]
@@ -169,13 +170,43 @@ class ChatCompletionBody(_Body):
     tools: Annotated[list[dict[str, Any]] | None, _list_of(TOOL_SCHEMA)] = None
     tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
     reasoning_effort: Literal["low", "medium", "high"] | None = None
+    logprobs: bool | None = False
+    top_logprobs: int | None = None
 
 
-class EmbeddingsBody(_Body):
+#: What vLLM accepts as text input: a string, strings, token ids, or lists of token ids.
+TextOrTokens = str | list[str] | list[int] | list[list[int]]
+
+
+class EmbeddingsBody(RequestBody):
     model: str = Field(examples=catalog.ids_with("embedding")[:1])
-    input: str | list[str] = Field(examples=["The river flows past the old mill."])
+    input: TextOrTokens = Field(examples=["The river flows past the old mill."])
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
+
+
+def text_inputs(value: TextOrTokens, param: str) -> list[tuple[str, int]]:
+    """Each input as (text the engine reads, its token count); token-id inputs (vLLM accepts
+    them for embeddings and completions) count one token an id and read as their ids."""
+    if isinstance(value, str):
+        return [(value, count_tokens(value))]
+    if not value:
+        raise APIError(400, f"{param} must not be empty", param=param)
+    strings = [item for item in value if isinstance(item, str)]
+    if len(strings) == len(value):
+        return [(text, count_tokens(text)) for text in strings]
+    ids = [item for item in value if isinstance(item, int)]
+    sequences = [ids] if len(ids) == len(value) else [v for v in value if isinstance(v, list)]
+    inputs = []
+    for i, sequence in enumerate(sequences):
+        if not sequence or any(t < 0 for t in sequence):
+            raise APIError(
+                400,
+                f"{param}[{i}] must be a non-empty list of token ids (integers >= 0)",
+                param=param,
+            )
+        inputs.append((" ".join(map(str, sequence)), len(sequence)))
+    return inputs
 
 
 def model_or_404(model_id: str) -> catalog.ModelInfo:
@@ -185,8 +216,40 @@ def model_or_404(model_id: str) -> catalog.ModelInfo:
     return model
 
 
+def check_stream_options(stream: bool, stream_options: object) -> None:
+    """vLLM's ``validate_stream_options``: options without ``stream: true`` are a 400."""
+    if stream_options and not stream:
+        raise APIError(
+            400, "Stream options can only be defined when `stream=True`.", param="stream_options"
+        )
+
+
+def check_top_logprobs(top_logprobs: int | None, logprobs: bool, param: str) -> int:
+    """vLLM's logprobs checks (protocol ``check_logprobs``, the engine's ``max_logprobs``)."""
+    if top_logprobs is None:
+        return 0
+    if top_logprobs < 0:
+        raise APIError(400, f"`{param}` must be a positive value.", param=param)
+    if top_logprobs > 0 and not logprobs:
+        raise APIError(400, f"when using `{param}`, `logprobs` must be set to true.", param=param)
+    if top_logprobs > MAX_TOP_LOGPROBS:
+        raise APIError(
+            400,
+            f"Requested sample logprobs of {top_logprobs}, which is greater than max allowed: "
+            f"{MAX_TOP_LOGPROBS}",
+            param="logprobs",
+        )
+    return top_logprobs
+
+
 def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
     """Validate a chat request against its model and turn it into the engine's request."""
+    # vLLM's request validators run before it looks the model up.
+    check_stream_options(body.stream, body.stream_options)
+    top_logprobs = check_top_logprobs(body.top_logprobs, bool(body.logprobs), "top_logprobs")
+    _check_response_format(body.response_format)
+    _check_tools(body.tools or [])
+    tool_choice = _check_tool_choice(body.tool_choice, body.tools, body.model_fields_set)
     model = model_or_404(body.model)
     if not model.supports("chat"):
         raise APIError(
@@ -198,7 +261,7 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     _check_tool_calls(messages)
     images = _decode_images(model, messages)
-    image_cost = sum(image_tokens(i.width, i.height) for i in images)
+    image_cost = sum(model.image_tokens(i.width, i.height) for i in images)
     prompt_tokens = count_prompt_tokens(messages, image_cost)
     max_tokens = body.max_completion_tokens or body.max_tokens
     requested = prompt_tokens + (max_tokens or 0)
@@ -210,9 +273,15 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
             "the completion). Please reduce the length of the messages or completion.",
             param="messages",
         )
-    _check_response_format(body.response_format)
-    _check_tools(body.tools or [])
-    _check_tool_choice(body.tool_choice, body.tools or [])
+    if tool_choice == "auto" and not model.supports("tools"):
+        # vLLM's serving_chat, for a model served without --tool-call-parser (STACKIT serves
+        # gemma-3 and Mistral-Nemo so); "none", "required" and named tools still work there.
+        raise APIError(
+            400,
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be '
+            f"set (model `{model.id}` has no tool parser on STACKIT; models with tools: "
+            f"{', '.join(catalog.ids_with('tools'))})",
+        )
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     request = ChatRequest(
         model=model,
@@ -225,8 +294,10 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
         temperature=body.temperature,
         response_format=body.response_format,
         tools=body.tools,
-        tool_choice=body.tool_choice,
+        tool_choice=tool_choice,
         reasoning_effort=body.reasoning_effort,
+        logprobs=bool(body.logprobs),
+        top_logprobs=top_logprobs,
     )
     return request, prompt_tokens
 
@@ -281,11 +352,22 @@ def _check_response_format(response_format: dict[str, Any] | None) -> None:
         )
     if kind == "json_schema":
         spec = response_format.get("json_schema")
-        if (
-            not isinstance(spec, dict)
-            or not isinstance(spec.get("schema"), dict)
-            or not isinstance(spec.get("name", ""), str)
-        ):
+        if spec is None:
+            raise APIError(
+                400,
+                "When response_format type is 'json_schema', the 'json_schema' field must be "
+                "provided.",
+                param="response_format",
+            )
+        if isinstance(spec, dict) and not isinstance(spec.get("name"), str):
+            # vLLM's JsonSchemaResponseFormat declares `name: str` (required), as OpenAI does.
+            raise APIError(
+                400,
+                "response_format.json_schema.name: Field required; give the schema a name, e.g. "
+                "{'json_schema': {'name': 'answer', 'schema': {...}}}",
+                param="response_format",
+            )
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
             raise APIError(
                 400,
                 "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
@@ -335,10 +417,21 @@ def _check_tools(tools: list[dict[str, Any]]) -> None:
             _check_json_schema(function["parameters"], f"tools[{i}].function.parameters", "tools")
 
 
-def _check_tool_choice(tool_choice: str | dict[str, Any] | None, tools: list[dict]) -> None:
-    """vLLM's checks: a known choice; one that forces a tool needs ``tools``, and that tool."""
-    if tool_choice is None or tool_choice in ("none", "auto"):
-        return
+def _check_tool_choice(
+    tool_choice: str | dict[str, Any] | None, given: list[dict] | None, fields: set[str]
+) -> str | dict[str, Any] | None:
+    """vLLM's ``check_tool_usage``: the choice in effect (``auto`` when tools come without one),
+    which must be known, and any choice but ``none`` needs ``tools`` (a named one, that tool)."""
+    tools = given or []
+    if "tool_choice" not in fields and tools:
+        return "auto"
+    if tool_choice is None or tool_choice == "none":
+        # An explicit null is no choice at all: vLLM then calls no tool, as for "none".
+        return "none" if tools else None
+    if given is None:
+        raise APIError(400, "When using `tool_choice`, `tools` must be set.", param="tool_choice")
+    if tool_choice == "auto":
+        return tool_choice
     named = _named_tool(tool_choice)
     if tool_choice != "required" and named is None:
         raise APIError(
@@ -351,6 +444,7 @@ def _check_tool_choice(tool_choice: str | dict[str, Any] | None, tools: list[dic
         raise APIError(400, "When using `tool_choice`, `tools` must be set.", param="tool_choice")
     if named is not None and named not in [(t.get("function") or {}).get("name") for t in tools]:
         raise APIError(400, f"Tool {named!r} has not been passed in `tools`.", param="tool_choice")
+    return tool_choice
 
 
 def _named_tool(tool_choice: str | dict[str, Any]) -> str | None:

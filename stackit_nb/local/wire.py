@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from stackit_nb.local.engines.interface import Choice, Piece, StreamItem
+from stackit_nb.local.logprobs import text_entries
 from stackit_nb.local.tokens import split_tokens
 
 REASONING_FIELDS = {
@@ -23,7 +24,19 @@ REASONING_FIELDS = {
 }
 ERROR_SHAPES = ("openai", "vllm")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Characters JSON may leave raw but line splitters (Python's str.splitlines, some SSE readers)
+# treat as line ends: escaped, so one event is always one line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for one SSE event line."""
+    text = _encode(value)
+    return text.translate(_LINE_BREAKS) if not text.isascii() else text
+
+
+_dumps = dumps
 
 
 def error_body(
@@ -44,6 +57,13 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def content_entries(choice: Choice, top: int) -> list[dict[str, Any]]:
+    """The ``logprobs.content`` entries of a choice: the engine's own, else computed."""
+    if choice.logprobs is not None:
+        return choice.logprobs
+    return text_entries(choice.content or "", top, salt=str(choice.index))
+
+
 def completion(
     completion_id: str,
     created: int,
@@ -52,22 +72,35 @@ def completion(
     prompt_tokens: int,
     reasoning_fields: tuple[str, ...],
     system_fingerprint: str,
+    top_logprobs: int | None = None,
 ) -> dict[str, Any]:
-    """A non-streaming ``chat.completion`` object."""
+    """A non-streaming ``chat.completion`` object, with vLLM's fields (``top_logprobs``: None
+    when the request did not ask for logprobs)."""
     out = []
     for choice in choices:
-        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
-        if choice.reasoning is not None:
-            for name in reasoning_fields:
-                message[name] = choice.reasoning
-        if choice.tool_calls:
-            message["tool_calls"] = choice.tool_calls
+        # vLLM's ChatMessage, dumped whole: unused fields are explicit nulls, no tool call an
+        # empty list.
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": choice.content,
+            "refusal": None,
+            "annotations": None,
+            "audio": None,
+            "function_call": None,
+            "tool_calls": choice.tool_calls,
+        }
+        for name in reasoning_fields:
+            message[name] = choice.reasoning
+        logprobs = None
+        if top_logprobs is not None:
+            logprobs = {"content": content_entries(choice, top_logprobs)}
         out.append(
             {
                 "index": choice.index,
                 "message": message,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": choice.finish_reason,
+                "stop_reason": choice.stop_reason,
             }
         )
     return {
@@ -86,6 +119,8 @@ class ChunkWriter:
 
     ``events()`` yields ``(event_text, is_token)``: ``is_token`` marks the events the server
     paces (one generated piece each); role, finish and usage events are sent without delay.
+    With ``top_logprobs`` set (the request asked for logprobs), every content chunk carries the
+    ``logprobs.content`` entries of its own text.
     """
 
     def __init__(
@@ -97,6 +132,7 @@ class ChunkWriter:
         include_usage: bool,
         reasoning_fields: tuple[str, ...],
         system_fingerprint: str,
+        top_logprobs: int | None = None,
     ) -> None:
         tail = ',"usage":null' if include_usage else ""
         self._head = (
@@ -108,23 +144,49 @@ class ChunkWriter:
         self._usage_head = self._head.replace('"choices":[', '"choices":[],"usage":')
         self._reasoning_fields = reasoning_fields
         self._include_usage = include_usage
+        self._top = top_logprobs
 
-    def _event(self, index: int, delta: str, finish_reason: str | None = None) -> str:
-        finish = "null" if finish_reason is None else _dumps(finish_reason)
+    def _event(self, index: int, delta: str, logprobs: str = "null") -> str:
         return (
-            f'{self._head}{{"index":{index},"delta":{delta},"logprobs":null,'
-            f'"finish_reason":{finish}}}{self._tail}'
+            f'{self._head}{{"index":{index},"delta":{delta},"logprobs":{logprobs},'
+            f'"finish_reason":null}}{self._tail}'
         )
 
-    def _pieces(self, choice: Choice) -> Iterator[str]:
-        """Every delta of one choice after its role delta, one generated piece each."""
+    def _finish(self, choice: Choice) -> str:
+        """The event that ends a choice: empty delta, finish and (vLLM) stop reason."""
+        return (
+            f'{self._head}{{"index":{choice.index},"delta":{{}},"logprobs":null,'
+            f'"finish_reason":{_dumps(choice.finish_reason)},'
+            f'"stop_reason":{_dumps(choice.stop_reason)}}}{self._tail}'
+        )
+
+    def _logprobs(self, entries: list[dict[str, Any]] | None) -> str:
+        return "null" if entries is None else '{"content":' + _dumps(entries) + "}"
+
+    def _content(self, choice: Choice) -> Iterator[tuple[str, str]]:
+        """The content's pieces as (text, logprobs JSON), one token each."""
+        content = choice.content or ""
+        if self._top is None:
+            for piece in split_tokens(content):
+                yield piece, "null"
+            return
+        entries = content_entries(choice, self._top)
+        if "".join(e["token"] for e in entries) != content:  # the engine counts otherwise
+            yield content, self._logprobs(entries)
+            return
+        for entry in entries:
+            yield entry["token"], self._logprobs([entry])
+
+    def _pieces(self, choice: Choice) -> Iterator[tuple[str, str]]:
+        """Every (delta, logprobs) of one choice after its role delta, one piece each."""
         if choice.reasoning:
             for piece in split_tokens(choice.reasoning):
                 value = _dumps(piece)
-                yield "{" + ",".join(f'"{name}":{value}' for name in self._reasoning_fields) + "}"
+                names = self._reasoning_fields
+                yield "{" + ",".join(f'"{name}":{value}' for name in names) + "}", "null"
         if choice.content:
-            for piece in split_tokens(choice.content):
-                yield '{"content":' + _dumps(piece) + "}"
+            for piece, logprobs in self._content(choice):
+                yield '{"content":' + _dumps(piece) + "}", logprobs
         for position, call in enumerate(choice.tool_calls):
             function = call["function"]
             opening = {
@@ -133,10 +195,10 @@ class ChunkWriter:
                 "type": "function",
                 "function": {"name": function["name"], "arguments": ""},
             }
-            yield '{"tool_calls":[' + _dumps(opening) + "]}"
+            yield '{"tool_calls":[' + _dumps(opening) + "]}", "null"
             for piece in split_tokens(function["arguments"]):
                 part = {"index": position, "function": {"arguments": piece}}
-                yield '{"tool_calls":[' + _dumps(part) + "]}"
+                yield '{"tool_calls":[' + _dumps(part) + "]}", "null"
 
     def events(self, choices: list[Choice], prompt_tokens: int) -> Iterator[tuple[str, bool]]:
         """All events of the stream, choices interleaved as a real batched server does."""
@@ -146,13 +208,13 @@ class ChunkWriter:
         while streams:
             for entry in list(streams):
                 index, pieces = entry
-                delta = next(pieces, None)
-                if delta is None:
+                piece = next(pieces, None)
+                if piece is None:
                     streams.remove(entry)
                 else:
-                    yield self._event(index, delta), True
+                    yield self._event(index, *piece), True
         for choice in choices:
-            yield self._event(choice.index, "{}", choice.finish_reason), False
+            yield self._finish(choice), False
         if self._include_usage:
             completion_tokens = sum(c.completion_tokens for c in choices)
             body = _dumps(usage(prompt_tokens, completion_tokens))
@@ -170,6 +232,7 @@ class ChunkWriter:
         for index in range(n):
             yield self._event(index, '{"role":"assistant","content":""}'), False
         streamed: set[int] = set()
+        positions: dict[int, int] = {}  # content tokens sent so far, per index
         completion_tokens = 0
         async for item in items:
             if isinstance(item, Piece):
@@ -180,13 +243,24 @@ class ChunkWriter:
                     delta = "{" + ",".join(f'"{name}":{value}' for name in names) + "}"
                     yield self._event(item.index, delta), True
                 if item.content:
-                    yield self._event(item.index, '{"content":' + _dumps(item.content) + "}"), True
+                    logprobs = "null"
+                    if self._top is not None:
+                        entries = item.logprobs
+                        if entries is None:
+                            start = positions.get(item.index, 0)
+                            entries = text_entries(
+                                item.content, self._top, start=start, salt=str(item.index)
+                            )
+                        positions[item.index] = positions.get(item.index, 0) + len(entries)
+                        logprobs = self._logprobs(entries)
+                    delta = '{"content":' + _dumps(item.content) + "}"
+                    yield self._event(item.index, delta, logprobs), True
             elif isinstance(item, Choice):
                 if item.index not in streamed:
-                    for delta in self._pieces(item):
-                        yield self._event(item.index, delta), True
+                    for piece in self._pieces(item):
+                        yield self._event(item.index, *piece), True
                 completion_tokens += item.completion_tokens
-                yield self._event(item.index, "{}", item.finish_reason), False
+                yield self._finish(item), False
         if self._include_usage:
             body = _dumps(usage(prompt_tokens, completion_tokens))
             yield f"{self._usage_head}{body}}}\n\n", False

