@@ -7,9 +7,9 @@ from the tool's JSON schema, filled with names, phrases and numbers found in the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import uuid
 from typing import Any
 
 from stackit_nb.local import prose
@@ -91,9 +91,10 @@ def tool_call(tool: dict, user_text: str, salt: str) -> dict:
     if topical:
         context.phrase = " ".join(topical[:4])
     arguments: Any = fill_schema(parameters, context)
-    digest = hashlib.blake2b(f"{salt}|{name}".encode(), digest_size=12).hexdigest()
     return {
-        "id": f"call_{digest}",
+        # Unique per call, as OpenAI's and vLLM's are (vLLM: a random uuid): a client that keys
+        # results by id must not see two calls share one, even for the same prompt.
+        "id": f"call_{uuid.uuid4().hex[:24]}",
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)},
     }
