@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field
 
 from stackit_nb.local.catalog import get_model
 from stackit_nb.local.engines import ChatRequest, Choice, ScriptedEngine
+from stackit_nb.local.facts import JOKES
 from stackit_nb.local.jsonschema_fill import FillContext, fill_schema
-from stackit_nb.local.prose import JOKES
 from stackit_nb.local.tokens import (
     count_prompt_tokens,
     count_tokens,
@@ -171,18 +171,20 @@ def test_jokes_are_deterministic_and_vary_with_seed_and_index() -> None:
     assert len({c.content for c in greedy}) == 1
 
 
-def test_explanation_mentions_the_topic() -> None:
+def test_explanation_comes_from_the_fact_table() -> None:
     choice = one("Explain how glaciers shape mountains.")
     assert choice.content is not None
-    assert "glaciers" in choice.content and "mountains" in choice.content
-    assert 2 <= choice.content.count(".") <= 4
+    assert choice.content.startswith("A glacier is a large mass of ice")
+    assert "U-shaped valleys" in choice.content
+    assert choice.content.count(".") == 3
     assert choice.finish_reason == "stop"
     check_counts(choice)
 
 
-def test_explanations_vary_by_choice_index() -> None:
-    replies = {c.content for c in ask("Why is the sky blue?", n=6)}
-    assert len(replies) > 1
+def test_facts_do_not_vary_by_choice_index_but_jokes_do() -> None:
+    # A fact table has one answer; variety is for prompts that allow it.
+    assert len({c.content for c in ask("Why is the sky blue?", n=6)}) == 1
+    assert len({c.content for c in ask("Tell me a joke.", n=6)}) > 1
 
 
 def test_word_limit() -> None:
@@ -254,22 +256,29 @@ def image_message(text: str, *colours: str) -> tuple[list[dict], list]:
 def test_vision_describes_what_was_measured() -> None:
     messages, images = image_message("What is in this image?", "red")
     choice = one(model=GEMMA, messages=messages, images=images)
-    assert choice.content == "A red, fairly bright image (640x480 JPEG)."
+    assert choice.content == (
+        "The image is mostly red and fairly bright, 640 by 480 pixels (JPEG). The local scripted "
+        "engine only measures colours, brightness and size; it cannot tell what the picture shows."
+    )
     check_counts(choice)
+    messages, images = image_message("Which colours does it have?", "red")
+    about_colours = one(model=GEMMA, messages=messages, images=images).content
+    assert about_colours == "The image is mostly red and fairly bright, 640 by 480 pixels (JPEG)."
 
 
 def test_vision_describes_each_image_in_order() -> None:
     messages, images = image_message("Compare these.", "red", "blue")
     content = one(model=GEMMA, messages=messages, images=images).content or ""
-    assert content.index("Image 1: A red") < content.index("Image 2: A blue")
+    assert content.index("Image 1 is mostly red") < content.index("Image 2 is mostly blue")
 
 
 def test_vision_respects_a_word_limit() -> None:
-    for limit in (2, 4, 20):
+    for limit, expected in ((1, "Red."), (2, "Red image."), (4, "A mostly red image.")):
         messages, images = image_message(f"Describe it in max {limit} words.", "red")
-        content = one(model=GEMMA, messages=messages, images=images).content or ""
-        assert 1 <= len(content.split()) <= limit
-        assert "red" in content.lower() or limit < 2
+        assert one(model=GEMMA, messages=messages, images=images).content == expected
+    messages, images = image_message("Describe it in max 20 words.", "red")
+    content = one(model=GEMMA, messages=messages, images=images).content
+    assert content == "A fairly bright, mostly red image."
 
 
 def test_vision_follow_up_uses_earlier_images_only_when_asked() -> None:
@@ -358,11 +367,12 @@ def test_query_parameter_gets_the_key_phrase() -> None:
     assert args == {"query": "rate limits"}
 
 
-def test_tool_calls_are_deterministic() -> None:
-    first = one("What's the weather in Berlin?", tools=TOOLS)
-    assert one("What's the weather in Berlin?", tools=TOOLS) == first
-    other = one("What's the weather in Paris?", tools=TOOLS)
-    assert other.tool_calls[0]["id"] != first.tool_calls[0]["id"]
+def test_tool_calls_are_deterministic_and_their_ids_unique() -> None:
+    first = one("What's the weather in Berlin?", tools=TOOLS).tool_calls[0]
+    again = one("What's the weather in Berlin?", tools=TOOLS).tool_calls[0]
+    assert again["function"] == first["function"]
+    # Like OpenAI and vLLM, every call gets its own id, even for the same request.
+    assert again["id"] != first["id"]
 
 
 def test_unrelated_prompt_answers_in_text() -> None:
@@ -400,7 +410,7 @@ def test_tool_results_become_the_final_answer() -> None:
     ]
     choice = one(messages=messages, tools=TOOLS)
     assert choice.tool_calls == [] and choice.finish_reason == "stop"
-    assert choice.content == "According to get_weather, the result is: 18°C and sunny."
+    assert choice.content == "The get_weather tool says: 18°C and sunny."
 
 
 def test_multi_turn_answers_the_last_user_message() -> None:
@@ -418,8 +428,9 @@ def test_multi_turn_answers_the_last_user_message() -> None:
 
 def test_stop_cuts_content_before_the_stop_string() -> None:
     full = one("Explain how glaciers shape mountains.").content or ""
-    cut = one("Explain how glaciers shape mountains.", stop=["glaciers", "."])
-    assert cut.content == full[: min(full.index("glaciers"), full.index("."))]
+    cut = one("Explain how glaciers shape mountains.", stop=["snow", "."])
+    assert cut.content == full[: min(full.index("snow"), full.index("."))]
+    assert cut.content == "A glacier is a large mass of ice that forms where more "
     assert cut.finish_reason == "stop"
     check_counts(cut)
 
@@ -549,7 +560,7 @@ def test_json_schema_strings_come_from_the_prompt() -> None:
     movie = Movie.model_validate_json(choice.content or "")
     assert movie.year == 1994
     assert "Rivers" in movie.title
-    assert "rivers" in movie.summary
+    assert "river" in movie.summary.lower() and movie.summary.endswith(".")
 
 
 @pytest.mark.parametrize(
@@ -584,7 +595,8 @@ def test_fill_schema_validates(schema: dict) -> None:
 def test_json_object() -> None:
     choice = one("Explain rivers.", response_format={"type": "json_object"})
     value = json.loads(choice.content or "")
-    assert isinstance(value, dict) and "rivers" in value["answer"]
+    assert value["topic"] == "rivers"
+    assert value["answer"].startswith("Rivers shape a landscape mainly by erosion")
 
 
 def test_json_cut_by_max_tokens_is_allowed_to_break() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from stackit_nb.local import regex_sample
+from stackit_nb.local import facts, regex_sample
 
 _NONE = object()  # "no value found", distinct from a JSON null
 _GIVE_UP = 40
@@ -61,6 +61,14 @@ class FillContext:
     numbers: list[float] = field(default_factory=list)  # numbers in the prompt, in order
     text: str = ""  # a sentence answering the prompt, for answer-like strings
     salt: str = ""  # varies ids and picks deterministically between requests
+    # Values known for field names from a fact table ("population" -> 3880000), and words that
+    # pick enum options ("capital"); a value is used only where it validates.
+    known: dict[str, Any] = field(default_factory=dict)
+    enum_words: set[str] = field(default_factory=set)
+    # A reply, not tool arguments: where neither the prompt nor the facts have a value, lists
+    # stay as short as the schema allows (filled with ``text``'s sentences) and quantities are
+    # 0, instead of plausible-looking inventions.
+    honest: bool = False
 
 
 class _OverBudget(Exception):
@@ -240,11 +248,32 @@ class SchemaFiller:
         return candidate
 
     def _pick_enum(self, options: list, index: int) -> Any:
-        """The enum option the prompt mentions, else the ``index``-th one."""
-        for option in options:
-            if isinstance(option, str) and option.lower() in self.context.words:
-                return option
+        """The option the facts or the prompt name, else the ``index``-th one."""
+        for words in (self.context.enum_words, self.context.words):
+            for option in options:
+                if isinstance(option, str) and option.lower() in words:
+                    return option
         return options[index % len(options)]
+
+    def _unknown_text_items(self, items: Any) -> bool:
+        """True for string items of an honest reply (nothing known to put in them)."""
+        return self.context.honest and self._type_of(self._resolve(items)) == "string"
+
+    def _known(self, name: str, schema: Any) -> Any:
+        """The fact-table value for a field called ``name``, if one fits ``schema``."""
+        known = self.context.known
+        if not known or self._minimal:
+            return _NONE
+        for key in (name.lower(), *_split_name(name)):
+            if key not in known:
+                continue
+            value = known[key]
+            high = self._resolve(schema).get("maxItems")
+            if isinstance(value, list) and isinstance(high, int):
+                value = value[: max(high, 0)]
+            if self._fits(value, schema):
+                return value
+        return _NONE
 
     def _object(self, schema: dict, depth: int) -> dict:
         properties = schema.get("properties") or {}
@@ -253,7 +282,10 @@ class SchemaFiller:
         result: dict[str, Any] = {}
         for key, subschema in properties.items():
             if key in required or not deep:
-                result[key] = self._value(subschema, key, depth + 1, 0)
+                value = self._known(key, subschema)
+                if value is _NONE:
+                    value = self._value(subschema, key, depth + 1, 0)
+                result[key] = value
         extra = schema.get("additionalProperties")
         wanted = min(int(schema.get("minProperties") or 0), _MAX_ITEMS)
         # dict[str, X] fields: one plausible entry reads better than an empty mapping.
@@ -273,21 +305,27 @@ class SchemaFiller:
         low = min(int(schema.get("minItems") or 0), _MAX_ITEMS)
         high = schema.get("maxItems")
         deep = self._minimal or depth >= _DEEP
-        count = low if deep else max(low, 2)
-        if isinstance(high, int):
-            count = min(count, high)
         prefix = schema.get("prefixItems") or []
         items = schema.get("items", {})
         if isinstance(items, list):  # draft 4-7 tuple form
             prefix, items = items, schema.get("additionalItems", {})
+        count = low if deep or self._unknown_text_items(items) else max(low, 2)
+        if isinstance(high, int):
+            count = min(count, high)
         count = max(count, len(prefix)) if not isinstance(high, int) else count
         singular = name[:-1] if name.endswith("s") else name
         unique = schema.get("uniqueItems") is True
         result: list = []
+        said = [s.strip() for s in re.split(r"(?<=[.!?])\s+", self.context.text) if s.strip()]
         for i in range(count):
             item_schema = prefix[i] if i < len(prefix) else items
             if item_schema is False:
                 break
+            if self._unknown_text_items(item_schema) and said:
+                value: Any = said[i % len(said)] + ("" if i < len(said) else f" ({i + 1})")
+                if self._fits(value, item_schema):
+                    result.append(value)
+                    continue
             value = self._value(item_schema, singular, depth + 1, i)
             if unique and value in result:
                 value = self._distinct(item_schema, value, result, singular, depth + 1, i)
@@ -339,7 +377,9 @@ class SchemaFiller:
                 return int(number) if integer or float(number).is_integer() else number
         # Items of one array differ (uniqueItems may require it); a plain number looks like one.
         guess: float = 3 + index + (0 if integer or "multipleOf" in schema else 0.5)
-        if parts & {"year"}:
+        if self.context.honest:
+            guess = 0  # no number in the prompt or the facts: none is invented
+        elif parts & {"year"}:
             guess = 2026
         elif parts & {"age"}:
             guess = 30
@@ -385,6 +425,10 @@ class SchemaFiller:
         parts = set(_split_name(name))
         context = self.context
         words = context.words or ["example"]
+        if parts & {"country", "nation"}:
+            # Only a name known to be a country fills a country field: "Xyzville" is not one.
+            countries = [p for p in context.places if p in facts.COUNTRIES]
+            return countries[index % len(countries)] if countries else "unknown"
         if parts & _PLACE_NAMES:
             place = context.places[self._places % len(context.places)] if context.places else ""
             self._places += 1

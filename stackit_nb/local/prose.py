@@ -1,4 +1,4 @@
-"""Deterministic, plausible text for the scripted engine: key words, jokes, explanations, prose.
+"""Text helpers for the scripted engine: words, key words, names, numbers, long prose, reasoning.
 
 Everything here is a pure function of its arguments; variety comes from ``stable_pick``
 (blake2b), never from ``random`` or ``hash()``, so the same request always gets the same reply,
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from stackit_nb.local.tokens import split_tokens
 
-_STOPWORD_TEXT = """
+_COMMON_TEXT = """
     a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers herself him himself his how i if in into is it its
@@ -22,26 +22,18 @@ _STOPWORD_TEXT = """
     over own please s same she should so some such t than that the their theirs them then there
     these they this those through to too under until up very was we were what when where which
     while who whom why will with would you your yours yourself yourselves don doesn isn aren wasn
-    weren won wouldn shouldn couldn ll re ve d m o y okay ok hi hello hey thanks thank
+    weren won wouldn shouldn couldn ll re ve d m o y okay ok hi hello hey thanks thank"""
+_INSTRUCTION_TEXT = """
     explain describe tell write give show list make create generate produce compose say answer
     briefly brief short shortly long simple simply quick quickly detail detailed details words word
     tokens token sentence sentences paragraph paragraphs essay text reply respond response using
     use maybe something anything thing things like know want need get got find help"""
-# Common English words plus instruction words ("explain", "briefly"): neither names a topic.
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+#: Common English words: they never name a topic.
+COMMON_WORDS = frozenset(_COMMON_TEXT.split())
+#: Common words plus instruction words ("explain", "briefly"), for matching tools to prompts.
+STOPWORDS = COMMON_WORDS | frozenset(_INSTRUCTION_TEXT.split())
 
-JOKES = (
-    "Why do programmers prefer dark mode? Because light attracts bugs.",
-    "There are 10 kinds of people: those who understand binary and those who don't.",
-    "A SQL query walks into a bar, goes up to two tables and asks: may I join you?",
-    "Why did the developer go broke? He used up all his cache.",
-    "I would tell you a UDP joke, but you might not get it.",
-    "Why was the JavaScript developer sad? Because he didn't know how to null his feelings.",
-    "How many programmers does it take to change a light bulb? None, that's a hardware problem.",
-    "Why do Java developers wear glasses? Because they don't C#.",
-)
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _PLACE_AFTER = re.compile(
     r"\b(?:in|at|near|from|to|for|of|around|visit|visiting)\s+"
     r"((?:[A-Z][\w'.-]*)(?:\s+(?:[A-Z][\w'.-]*|de|del|la|le|am|an|upon))*)"
@@ -111,107 +103,114 @@ def limit_words(text: str, limit: int) -> str:
     return cut if not cut or cut.endswith((".", "!", "?")) else cut + "."
 
 
-def _topic(keys: list[str]) -> tuple[str, str, str]:
-    """The topic phrase and two single topic words, with neutral stand-ins when there are none."""
-    topic = " ".join(keys[:3]) or "this question"
-    first = keys[0] if keys else "the idea"
-    second = keys[1] if len(keys) > 1 else "its context"
-    return topic, first, second
+def stem(word: str) -> str:
+    """Crude plural folding so "cities" meets "city" and "rivers" meets "river"."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "oes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
 
 
-_EXPLANATIONS = (
-    "Here is a short take on {topic}. The key idea is that {a} rests on a few basic principles, "
-    "and {b} follows from them. Start with the fundamentals, then look at a concrete example.",
-    "The topic of {topic} is easiest to understand step by step. First look at {a} on its own, "
-    "then see how it connects to {b}. With that picture in mind, most details fall into place.",
-    "In short, {topic} comes down to cause and effect: {a} sets the conditions, and {b} shows the "
-    "result. A small worked example usually makes this clear.",
-    "Good question about {topic}. The short answer is that {a} and {b} are closely linked, so "
-    "understanding one helps with the other. Ask for more depth if you need it.",
-    "Think of {topic} as a system with moving parts. People tend to notice {a} first, while {b} "
-    "does the quieter work in the background. Both matter for the full picture.",
-    "When it comes to {topic}, there is a simple core and many details. At the core, {a} describes "
-    "what changes and {b} explains why. Most practical questions are about how the two interact.",
+def sentences_of(text: str) -> list[str]:
+    """``text`` split into sentences (at ``.``, ``!`` or ``?`` followed by a capital or digit)."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])", text.strip())
+    return [p.strip() for p in parts if p.strip()]
+
+
+# Sentences that are true of any subject a learner asks about: the subject stands where a noun
+# phrase or a "how ..."-clause reads correctly ("... cover rivers", "... cover how tides work").
+_GENERAL = (
+    "Textbooks and encyclopedias cover {s} in more depth.",
+    "A clear diagram often makes {s} easier to picture.",
+    "Worked examples are a good way to get a feel for {s}.",
+    "Teachers explain {s} in many different ways, and it helps to hear more than one.",
+    "Writing down the key terms of {s}, with what each one means, is a good first step.",
+    "Questions about {s} often lead to new and more precise questions.",
+    "Comparing {s} with something familiar can make it clearer.",
+    "Short notes and sketches help when you study {s}.",
+    "Good sources on {s} say where their information comes from.",
+    "Reading two explanations of {s} side by side shows what they agree on.",
+    "A glossary helps with the vocabulary of {s}.",
+    "Explaining {s} to someone else is a good test of how well you understand it.",
+    "Museums, documentaries and field trips bring {s} to life.",
+    "Small experiments or observations make {s} concrete.",
+    "Specialists spend whole careers on details of {s}.",
+    "It is worth checking facts about {s} in more than one source.",
 )
 
 
-def explanation(prompt: str, variant: object) -> str:
-    """Two to four sentences that mention the prompt's topic, varied by ``variant``."""
-    topic, first, second = _topic(keywords(prompt))
-    template = _EXPLANATIONS[stable_pick(len(_EXPLANATIONS), "explain", prompt, variant)]
-    return template.format(
-        topic=topic, Topic=topic[:1].upper() + topic[1:], a=first, A=first.capitalize(), b=second
-    )
-
-
-# Templates read correctly whether the topic word is singular or plural ("river", "rivers").
-_SENTENCES = (
-    "Much of what we see around us is shaped by {a}.",
-    "Over time, the role of {a} changes in ways that are easy to miss at first.",
-    "Researchers often study {a} by comparing it with {n}.",
-    "One useful way to think about {a} is as a balance between {n} and {m}.",
-    "The history of {a} is full of small steps that added up.",
-    "In practice, {n} and {m} matter as much as {a} itself.",
-    "A good example is what happens to {a} when {n} shift.",
-    "Many people first meet {a} through everyday {n}.",
-    "The details of {a} become clearer once {m} are taken into account.",
-    "It helps to separate what {a} does from how it is measured.",
-    "Experts still debate how much {n} depend on {a}.",
-    "Seen from a distance, the story of {a} follows steady {m}.",
-    "Close up, the subject of {a} shows a surprising variety of {n}.",
-    "This is why discussions of {a} often turn to {m}.",
-    "The same ideas about {a} apply, with care, to {n}.",
-    "Each new observation of {a} adds a little to the picture.",
-)
-_NOUNS = (
-    "patterns", "history", "structure", "balance", "examples", "processes", "conditions",
-    "results", "changes", "people", "places", "tools", "methods", "ideas", "questions", "seasons",
-    "landscapes", "measurements", "communities", "materials",
-)  # fmt: skip
-
-
-def _sentences(prompt: str, variant: object) -> Iterator[str]:
-    """An endless stream of topic sentences, each starting a paragraph or following a space."""
-    keys = keywords(prompt) or ["the topic"]
-    i, previous = 0, -1
+def general_sentences(subject: str, variant: object) -> Iterator[str]:
+    """An endless stream of general sentences about ``subject``, in a stable varied order."""
+    start = stable_pick(len(_GENERAL), "general", subject, variant)
+    i = 0
     while True:
-        pick = stable_pick(1 << 30, "prose", prompt, variant, i)
-        topic = keys[pick % len(keys)] if pick % 3 else " ".join(keys[:2])
-        template = (pick >> 4) % len(_SENTENCES)
-        if template == previous:  # never the same sentence twice in a row
-            template = (template + 1) % len(_SENTENCES)
-        previous = template
-        sentence = _SENTENCES[template].format(
-            a=topic,
-            A=topic[:1].upper() + topic[1:],
-            n=_NOUNS[(pick >> 9) % len(_NOUNS)],
-            m=_NOUNS[(pick >> 14) % len(_NOUNS)],
-        )
-        yield sentence if i == 0 else ("\n\n" if i % 6 == 0 else " ") + sentence
+        yield _GENERAL[(start + i) % len(_GENERAL)].format(s=subject)
         i += 1
 
 
-def prose_tokens(prompt: str, n_tokens: int, variant: object) -> str:
-    """Varied prose about the prompt's topic of exactly ``n_tokens`` tokens."""
+# Short closing sentences of several lengths: a text of an exact length ends on a whole sentence.
+_CLOSERS = (
+    "Enough.",
+    "That's all.",
+    "That is all.",
+    "That is all for now.",
+    "And that is all for now.",
+    "That is all there is for now.",
+    "And that is all there is for now.",
+    "That is all there is to say for now.",
+)
+
+
+def exact_length(sentences: Iterator[str], n: int, unit: str) -> str:
+    """Whole ``sentences`` (and a closing sentence) making exactly ``n`` tokens or words.
+
+    Sentences join with a space, and every sixth starts a new paragraph. A sentence that would
+    leave a remainder no closing sentence fills is skipped for a later one; only when nothing
+    fits does the text end mid-sentence, at exactly ``n``.
+    """
+
+    def size(piece: str) -> int:
+        return len(split_tokens(piece)) if unit == "tokens" else len(piece.split())
+
+    def prefix(position: int) -> str:
+        return "" if position == 0 else ("\n\n" if position % 6 == 0 else " ")
+
+    def closer(position: int, wanted: int) -> str | None:
+        for text in _CLOSERS:
+            if size(prefix(position) + text) == wanted:
+                return prefix(position) + text
+        return None
+
+    largest_closer = max(size("\n\n" + c) for c in _CLOSERS)
     pieces: list[str] = []
-    # Each sentence ends in "." and the next starts with whitespace, so tokenizing sentence by
-    # sentence gives the same pieces as tokenizing the whole text: the count is exact.
-    for sentence in _sentences(prompt, variant):
-        if len(pieces) >= n_tokens:
+    left = max(n, 0)
+    misses = 0
+    for attempt, sentence in enumerate(sentences):
+        if left == 0 or attempt > n + 64:
             break
-        pieces.extend(split_tokens(sentence))
-    return "".join(pieces[: max(n_tokens, 0)])
-
-
-def prose_words(prompt: str, n_words: int, variant: object) -> str:
-    """Varied prose about the prompt's topic of exactly ``n_words`` whitespace-separated words."""
-    collected: list[str] = []
-    for sentence in _sentences(prompt, variant):
-        if len(collected) >= n_words:
-            break
-        collected.extend(sentence.split())
-    text = " ".join(collected[: max(n_words, 0)])
-    return text if not text or text.endswith(".") else text + "."
+        piece = prefix(len(pieces)) + sentence
+        k = size(piece)
+        rest = left - k
+        if k <= left and (rest == 0 or rest > largest_closer or closer(len(pieces) + 1, rest)):
+            pieces.append(piece)
+            left, misses = rest, 0
+            continue
+        misses += 1
+        # A closing sentence only once the sentences on the subject have had their chance.
+        if misses > 24 and (end := closer(len(pieces), left)) is not None:
+            pieces.append(end)
+            left = 0
+    text = "".join(pieces)
+    if left > 0:  # nothing fitted: end on exactly n, mid-sentence
+        filler = "".join(prefix(i) + s for i, s in enumerate(_CLOSERS * (1 + n // 4)))
+        text = text + (" " if text else "") + filler
+    if unit == "tokens":
+        return "".join(split_tokens(text)[:n])
+    spans = list(re.finditer(r"\S+", text))
+    return text[: spans[n - 1].end()] if n > 0 and len(spans) >= n else ""
 
 
 def count_to(n_tokens: int) -> str:
@@ -225,31 +224,40 @@ def count_to(n_tokens: int) -> str:
 
 
 _PLANS = {
-    "joke": "They want a joke, so a short, clean tech joke fits.",
+    "joke": "They want a joke, so a short, clean joke fits.",
     "identity": "They ask what I am; I should say I am the local scripted engine.",
     "vision": "There is an image; I should describe what I measured in it.",
     "long": "They want a long text, so I will write steady prose on the topic.",
     "tool_call": "One of the available tools covers this, so I should call it.",
     "tool_result": "The tool returned a result; I should answer with it.",
-    "explain": "A short explanation in a few sentences should do.",
+    "grounded": "The prompt carries documents, so I should answer from them and name the source.",
+    "decline": "My fact table does not cover this, so I should say so instead of guessing.",
+    "arithmetic": "This is a simple sum I can work out exactly.",
+    "recall": "They ask about the conversation so far; I should quote it.",
+    "explain": "My fact table covers this, so a few plain sentences from it should do.",
 }
 _EXTRA_THOUGHTS = (
     "What do they probably know already?",
     "I should keep the wording plain and avoid jargon.",
-    "Check: does the answer cover {a} and {b}?",
+    "Does the answer stay on the question?",
     "One concrete example would help.",
     "I should not pad the answer.",
     "Let me make sure the answer matches the question, not a nearby one.",
 )
 
 
+def quoted(text: str, limit: int = 100) -> str:
+    """``text`` on one line in double quotes, cut at ``limit`` characters."""
+    line = " ".join(text.split())
+    if len(line) > limit:
+        line = line[: limit - 3].rsplit(" ", 1)[0] + "..."
+    return f'"{line}"'
+
+
 def reasoning(prompt: str, shape: str, effort: str | None, variant: object) -> str:
     """A few sentences of "thinking" about the prompt: longer for high effort, shorter for low."""
-    topic, first, second = _topic(keywords(prompt))
-    thoughts = [f"The user asks about {topic}.", _PLANS.get(shape, _PLANS["explain"])]
+    thoughts = [f"The user asks: {quoted(prompt)}", _PLANS.get(shape, _PLANS["explain"])]
     extra = {"low": 0, "high": len(_EXTRA_THOUGHTS)}.get(effort or "medium", 2)
     start = stable_pick(len(_EXTRA_THOUGHTS), "think", prompt, variant)
-    for k in range(extra):
-        thought = _EXTRA_THOUGHTS[(start + k) % len(_EXTRA_THOUGHTS)]
-        thoughts.append(thought.format(a=first, b=second))
+    thoughts.extend(_EXTRA_THOUGHTS[(start + k) % len(_EXTRA_THOUGHTS)] for k in range(extra))
     return " ".join(thoughts)

@@ -23,17 +23,8 @@ _TOOL_STOPWORDS = prose.STOPWORDS | {
 }  # fmt: skip
 
 
-def _stem(word: str) -> str:
-    """Crude plural folding so "cities" meets "city" and "forecasts" meets "forecast"."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
 def _keywords(text: str) -> set[str]:
-    return {_stem(w) for w in prose.words(text) if w not in _TOOL_STOPWORDS and len(w) > 1}
+    return {prose.stem(w) for w in prose.words(text) if w not in _TOOL_STOPWORDS and len(w) > 1}
 
 
 def tool_keywords(tool: dict) -> set[str]:
@@ -87,7 +78,7 @@ def tool_call(tool: dict, user_text: str, salt: str) -> dict:
     # "Search the docs for rate limits" -> query "rate limits": the words that chose the tool
     # say what to do, the rest says what to do it with.
     own = tool_keywords(tool)
-    topical = [w for w in context.words if _stem(w) not in own]
+    topical = [w for w in context.words if prose.stem(w) not in own]
     if topical:
         context.phrase = " ".join(topical[:4])
     arguments: Any = fill_schema(parameters, context)
