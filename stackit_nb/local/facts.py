@@ -98,7 +98,7 @@ TOPICS: tuple[Topic, ...] = (
             "requests at a time.",
         ),
         simple=(
-            "A rate limit is a rule about how often you may ask a computer for something.",
+            "A rate limit says how often you may ask a computer for something.",
             "It is like a queue rule that lets everyone have a turn.",
             "If you ask too often, you are told to wait a moment and try again.",
         ),
