@@ -8,8 +8,8 @@ once and *frozen*; only the last, open block is re-rendered. :class:`HtmlDiff` t
 the few characters a front end needs: for each section, how much of what it already shows to
 keep, what to append, and how much of the result is now frozen.
 
-Model text is untrusted: mistune runs with ``escape=True`` (raw HTML in the reply is shown as
-text) and its default URL filter (``javascript:`` links are dropped).
+Model text is untrusted: it becomes HTML through :func:`render_markdown` (raw HTML shown as
+text, harmful links dropped, remote images shown as links: see ``_safe_markdown``).
 """
 
 from __future__ import annotations
@@ -19,20 +19,15 @@ import functools
 import html
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import mistune
 from haystack.dataclasses import StreamingChunk
 
 from stackit_nb._streaming import model_label
+from stackit_nb.widgets._safe_markdown import render_markdown
 
 SectionKind = Literal["text", "reasoning", "tool_call", "tool_result"]
-
-_markdown: Callable[[str], str] = mistune.create_markdown(  # type: ignore[assignment]
-    escape=True, plugins=["table", "strikethrough"]
-)
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 _LIST_ITEM = re.compile(r"^ {0,3}(?:[-+*]|\d{1,9}[.)])(?:\s|$)")
@@ -46,11 +41,6 @@ _BOX = (
     "background:var(--jp-layout-color2,#f5f5f5)"
 )
 _LABEL = '<div class="snb-label" style="font-size:.85em;font-weight:600">{}</div>'
-
-
-def render_markdown(text: str) -> str:
-    """Markdown to HTML; HTML in ``text`` is escaped, harmful link targets are dropped."""
-    return _markdown(text) if text.strip() else ""
 
 
 def closing_fence(text: str) -> str | None:

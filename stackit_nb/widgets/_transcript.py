@@ -46,8 +46,8 @@ from stackit_nb.widgets._markdown import (
     closing_fence,
     error_html,
     footer_html,
-    render_markdown,
 )
+from stackit_nb.widgets._safe_markdown import render_markdown
 
 FORMAT = "stackit_nb.chat"
 VERSION = 1

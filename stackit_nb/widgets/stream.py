@@ -65,7 +65,8 @@ from typing import Any, TextIO
 
 from haystack.dataclasses import StreamingChunk
 
-from stackit_nb.widgets._markdown import Reply, render_markdown
+from stackit_nb.widgets._markdown import Reply
+from stackit_nb.widgets._safe_markdown import render_markdown
 
 _INTERVAL = 0.05  # seconds per front-end message: at most 20 a second
 _GRACE = 0.25  # after a finish, wait this long for the usage chunk
