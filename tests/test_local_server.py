@@ -272,7 +272,10 @@ def test_tool_call_then_final_answer(srv: LocalSTACKIT) -> None:
         srv, {"model": REASONING, "messages": messages, "tools": [WEATHER_TOOL], "stream": True}
     )
     deltas = [c["delta"] for e in streamed[:-1] for c in e["choices"] if "tool_calls" in c["delta"]]
-    assert deltas[0]["tool_calls"][0]["id"] == call.id
+    # the same call streamed, under a fresh id: ids are unique per call, as on OpenAI and vLLM
+    streamed_id = deltas[0]["tool_calls"][0]["id"]
+    assert streamed_id.startswith("call_") and streamed_id != call.id
+    assert deltas[0]["tool_calls"][0]["function"]["name"] == "get_weather"
     joined = "".join(d["tool_calls"][0]["function"].get("arguments", "") for d in deltas)
     assert json.loads(joined) == arguments
 

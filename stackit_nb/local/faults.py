@@ -7,6 +7,8 @@ path (``/_local/faults``), while the server's event loop reads them.
 from __future__ import annotations
 
 import copy
+import json
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,27 @@ FAULT_STATUSES: dict[int, str] = {
     503: "ServiceUnavailableError",
     504: "GatewayTimeoutError",
 }
+
+
+def finite_seconds(value: Any, name: str) -> float:
+    """``value`` as a finite number of seconds >= 0, else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r:.40}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds")
+    return float(value)
+
+
+def _count(value: Any, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r:.40}")
+    return value
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or null, got {type(value).__name__}")
+    return value
 
 
 def error_type(status: int) -> str:
@@ -95,12 +118,16 @@ class Faults:
         path: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with an error ``status``."""
-        if status not in FAULT_STATUSES:
+        if isinstance(status, bool) or not isinstance(status, int) or status not in FAULT_STATUSES:
             raise ValueError(
-                f"status {status} cannot be injected; use one of {sorted(FAULT_STATUSES)}"
+                f"status {status!r:.40} cannot be injected; use one of {sorted(FAULT_STATUSES)}"
             )
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        _count(times, "times", 1)
+        _text(message, "message")
+        _text(path, "path")
+        if retry_after is not None:
+            # A number, so the Retry-After header it becomes can only ever be digits.
+            retry_after = finite_seconds(retry_after, "retry_after")
         if status == 429 and retry_after is None:
             retry_after = 1.0
         with self._lock:
@@ -108,8 +135,8 @@ class Faults:
 
     def invalid_json(self, *, times: int = 1, path: str | None = None) -> None:
         """Answer the next ``times`` matching requests with 200 and a body that is not JSON."""
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        _count(times, "times", 1)
+        _text(path, "path")
         with self._lock:
             self._state.status.append(
                 StatusFault(200, times, path=path, body='{"id": "chatcmpl-broken", "choices": [')
@@ -117,10 +144,9 @@ class Faults:
 
     def latency(self, seconds: float) -> None:
         """Delay every response by ``seconds`` (0 turns it off); a large value simulates a stall."""
-        if seconds < 0:
-            raise ValueError("latency must be >= 0 seconds")
+        value = finite_seconds(seconds, "latency")
         with self._lock:
-            self._state.latency = float(seconds)
+            self._state.latency = value
 
     def cut_stream(self, after_chunks: int = 1, *, times: int = 1) -> None:
         """Close the next stream's connection after ``after_chunks`` events, without ``[DONE]``."""
@@ -143,6 +169,8 @@ class Faults:
         """Queue a fault from its JSON form (the admin endpoint's body)."""
         spec = dict(spec)
         kind = spec.pop("kind", "status")
+        if not isinstance(kind, str):
+            raise ValueError("kind must be a string")
         if kind == "status":
             self.fail(**spec)
         elif kind == "latency":
@@ -189,26 +217,49 @@ class Faults:
             return self._state.latency
 
     def _add_stream_fault(self, fault: StreamFault) -> None:
-        if fault.after_chunks < 0 or fault.times < 1 or fault.seconds < 0:
-            raise ValueError("after_chunks and seconds must be >= 0 and times >= 1")
+        _count(fault.after_chunks, "after_chunks", 0)
+        _count(fault.times, "times", 1)
+        fault.seconds = finite_seconds(fault.seconds, "seconds")
         with self._lock:
             self._state.stream.append(fault)
 
 
 REDACTED = "Bearer ***"
+#: Headers that carry credentials: their values never reach the log.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
+)
+LOGGED_BODY_LIMIT = 1024 * 1024  # a larger body is logged as its size only
+LOG_BYTES = 16 * 1024 * 1024  # bodies and headers the whole log keeps, oldest dropped first
+
+
+def _loggable(body: bytes) -> Any:
+    """The parsed body for the request log; huge bodies are summarised to keep memory flat."""
+    if not body:
+        return None
+    if len(body) > LOGGED_BODY_LIMIT:
+        return {"omitted": f"{len(body)} bytes"}
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+        return {"unparsed": body[:200].decode("utf-8", "replace")}
 
 
 class RequestLog:
-    """The requests the server received, newest last, with the bearer token redacted."""
+    """The authenticated requests the server received, newest last, credentials redacted.
 
-    def __init__(self, limit: int = 1000) -> None:
+    Bounded twice: at most ``limit`` entries and about ``max_bytes`` of headers and bodies.
+    """
+
+    def __init__(self, limit: int = 1000, max_bytes: int = LOG_BYTES) -> None:
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
-        self._limit = limit
+        self._sizes: dict[int, int] = {}  # id(entry) -> bytes it holds
+        self._limit, self._max_bytes, self._bytes = limit, max_bytes, 0
 
     def record(self, method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
-        """Add an entry and return it, so the handler can attach the parsed body later."""
-        safe = {k: (REDACTED if k.lower() == "authorization" else v) for k, v in headers.items()}
+        """Add an entry and return it, so the handler can attach the body later."""
+        safe = {k: _redacted(k, v) for k, v in headers.items()}
         entry: dict[str, Any] = {
             "time": time.time(),
             "method": method,
@@ -217,10 +268,28 @@ class RequestLog:
             "json": None,
             "status": None,
         }
+        size = sum(len(k) + len(v) for k, v in safe.items()) + len(path)
         with self._lock:
             self._entries.append(entry)
-            del self._entries[: -self._limit]
+            self._grow(entry, size)
         return entry
+
+    def attach(self, entry: dict[str, Any], body: bytes) -> None:
+        """Attach a request's body to its entry (counted against the byte bound)."""
+        entry["json"] = _loggable(body)
+        with self._lock:
+            if id(entry) in self._sizes:  # still in the log
+                self._grow(entry, min(len(body), LOGGED_BODY_LIMIT))
+
+    def _grow(self, entry: dict[str, Any], size: int) -> None:
+        self._sizes[id(entry)] = self._sizes.get(id(entry), 0) + size
+        self._bytes += size
+        while self._entries and (
+            len(self._entries) > self._limit
+            or (self._bytes > self._max_bytes and self._entries[0] is not entry)
+        ):
+            oldest = self._entries.pop(0)
+            self._bytes -= self._sizes.pop(id(oldest), 0)
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -229,3 +298,11 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sizes.clear()
+            self._bytes = 0
+
+
+def _redacted(name: str, value: str) -> str:
+    if name.lower() not in SECRET_HEADERS:
+        return value
+    return REDACTED if name.lower() == "authorization" else "***"

@@ -5,20 +5,22 @@ and injected faults.
 from __future__ import annotations
 
 import asyncio
-import json
+import hmac
 import math
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import Response
 
 from stackit_nb.local import wire
-from stackit_nb.local.faults import Faults, RequestLog, error_type
+from stackit_nb.local.faults import Faults, RequestLog, error_type, finite_seconds
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+READ_TIMEOUT = 30.0
 
 
 @dataclass
@@ -31,20 +33,32 @@ class ServerSettings:
     reasoning_field: str = "both"  # "both" | "reasoning" | "reasoning_content"
     error_shape: str = "openai"  # "openai" | "vllm"
     max_body_bytes: int = MAX_BODY_BYTES
+    # Seconds a client may take to send a request's headers, or its body: a connection that
+    # trickles them (or opens and sends nothing) is dropped instead of held forever.
+    read_timeout: float = READ_TIMEOUT
     # set by LocalSTACKIT.stop(): open streams and waits end at once instead of holding shutdown
     closing: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def update(self, **changes: Any) -> None:
-        allowed = {"ttft", "tokens_per_second", "reasoning_field", "error_shape"}
+        allowed = {"ttft", "tokens_per_second", "reasoning_field", "error_shape", "read_timeout"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)}; settable: {sorted(allowed)}")
+        for name in ("reasoning_field", "error_shape"):
+            if name in changes and not isinstance(changes[name], str):
+                raise ValueError(f"{name} must be a string")
         if changes.get("reasoning_field", self.reasoning_field) not in wire.REASONING_FIELDS:
             raise ValueError(f"reasoning_field must be one of {list(wire.REASONING_FIELDS)}")
         if changes.get("error_shape", self.error_shape) not in wire.ERROR_SHAPES:
             raise ValueError(f"error_shape must be one of {list(wire.ERROR_SHAPES)}")
-        if changes.get("ttft", 0) < 0 or (changes.get("tokens_per_second") or 1) <= 0:
-            raise ValueError("ttft must be >= 0 and tokens_per_second > 0 (or None)")
+        if "ttft" in changes:
+            finite_seconds(changes["ttft"], "ttft")
+        for name in ("read_timeout", "tokens_per_second"):
+            value = changes.get(name)
+            if name not in changes or (value is None and name == "tokens_per_second"):
+                continue
+            if finite_seconds(value, name) <= 0:
+                raise ValueError(f"{name} must be > 0 (tokens_per_second: or None, no limit)")
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -77,23 +91,41 @@ class Guard:
         if scope["type"] != "http" or not path.startswith(("/v1/", "/_local/")):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        entry = self.log.record(scope["method"], path, headers)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = _request_id(headers.get("x-request-id", ""))
+        entry: dict[str, Any] | None = None
 
         async def send_logged(message: Any) -> None:
             if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
+                if entry is not None:
+                    entry["status"] = message["status"]
+                # vLLM's --enable-request-id-headers: the caller's X-Request-Id, or a new one.
+                tagged = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": tagged}
             await send(message)
 
-        early = self._refuse(headers)
+        if not self._authorized(headers):
+            # Not logged: a client without the token must not fill the log or evict entries.
+            await self._unauthorized()(scope, receive, send_logged)
+            return
+        entry = self.log.record(scope["method"], path, headers)
+        early = self._too_large_declared(headers)
         body = b""
         if early is None:
-            body_or_none = await self._read_body(receive)
-            if body_or_none is None:
-                early = self._too_large(None)
+            try:
+                body_or_none = await self._read_body(receive)
+            except TimeoutError:
+                early = self.reply(
+                    408,
+                    f"The request body did not arrive within {self.settings.read_timeout:g} s; "
+                    "send it whole, without pauses.",
+                )
             else:
-                body = body_or_none
-                entry["json"] = _loggable(body)
+                if body_or_none is None:
+                    early = self._too_large(None)
+                else:
+                    body = body_or_none
+                    self.log.attach(entry, body)
         if early is None and path.startswith("/v1/"):
             early = await self._fault(path)
         if early is not None:
@@ -110,13 +142,19 @@ class Guard:
 
         await self.app(scope, replay, send_logged)
 
-    def _refuse(self, headers: dict[str, str]) -> Response | None:
-        if headers.get("authorization", "") != f"Bearer {self.settings.api_key}":
-            return self.reply(
-                401,
-                "Missing or invalid API key: send 'Authorization: Bearer <token>' with the "
-                "server's token (LocalSTACKIT.api_key, or the token `stackit-nb serve` printed).",
-            )
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        sent = headers.get("authorization", "").encode("latin-1")
+        expected = f"Bearer {self.settings.api_key}".encode()
+        return hmac.compare_digest(sent, expected)  # no timing hint of how much matched
+
+    def _unauthorized(self) -> Response:
+        return self.reply(
+            401,
+            "Missing or invalid API key: send 'Authorization: Bearer <token>' with the "
+            "server's token (LocalSTACKIT.api_key, or the token `stackit-nb serve` printed).",
+        )
+
+    def _too_large_declared(self, headers: dict[str, str]) -> Response | None:
         size = headers.get("content-length", "")
         if size.isdigit() and int(size) > self.settings.max_body_bytes:
             return self._too_large(int(size))
@@ -132,10 +170,13 @@ class Guard:
         )
 
     async def _read_body(self, receive: Any) -> bytes | None:
-        """The whole body, or None once it passes the limit."""
+        """The whole body, or None once it passes the limit; TimeoutError when it takes longer
+        than the read timeout."""
         chunks, total, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.settings.read_timeout
         while more:
-            message = await receive()
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")
@@ -179,19 +220,11 @@ async def wait(settings: ServerSettings, seconds: float) -> None:
             return
 
 
-LOGGED_BODY_LIMIT = 4 * 1024 * 1024
-
-
-def _loggable(body: bytes) -> Any:
-    """The parsed body for the request log; huge bodies are summarised to keep memory flat."""
-    if not body:
-        return None
-    if len(body) > LOGGED_BODY_LIMIT:
-        return {"omitted": f"{len(body)} bytes"}
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-        return {"unparsed": body[:200].decode("utf-8", "replace")}
+def _request_id(given: str) -> str:
+    """The caller's request id when it is a sane token, else a new one."""
+    if 0 < len(given) <= 128 and all(c.isalnum() or c in "-_.:" for c in given):
+        return given
+    return uuid.uuid4().hex
 
 
 def _fault_message(status: int, retry_after: float | None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from stackit_nb.local.engines import resolve_engine
 from stackit_nb.local.faults import Faults, RequestLog
@@ -33,6 +34,49 @@ class _DropInjectedDisconnects(logging.Filter):
         return not (
             isinstance(group, BaseExceptionGroup) and group.subgroup(InjectedDisconnect) is not None
         )
+
+
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers.
+
+    uvicorn closes a keep-alive connection that stays idle, but a client that opens a connection
+    and sends nothing, or trickles a request's headers a byte at a time, would hold it forever.
+    Here the headers must be complete within ``settings.read_timeout`` seconds of the connection
+    opening or the previous response ending; the body has its own deadline (``Guard``).
+    """
+
+    settings: ServerSettings  # set on the per-server subclass made by LocalSTACKIT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.settings.read_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        if self._deadline is None and (before is None or before.response_complete):
+            self._arm()  # the first bytes of a new request on a kept-alive connection
+        super().data_received(data)
+        if self.cycle is not before:  # the headers are complete: a request started
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 def check_bind_host(host: str, allow_remote: bool) -> None:
@@ -135,6 +179,7 @@ class LocalSTACKIT:
             ) from None
         sock.listen(128)
         self._socket, self.port = sock, sock.getsockname()[1]
+        protocol = type("HeaderDeadline", (_HeaderDeadline,), {"settings": self.settings})
         config = uvicorn.Config(
             self._app,
             log_level=self._log_level,
@@ -142,6 +187,8 @@ class LocalSTACKIT:
             lifespan="off",
             timeout_graceful_shutdown=2,
             ws="none",
+            http=protocol,
+            timeout_keep_alive=5,  # uvicorn's default, said: an idle connection is closed
         )
         logging.getLogger("uvicorn.error").addFilter(_DropInjectedDisconnects())
         self._server = uvicorn.Server(config)
