@@ -65,6 +65,14 @@ def text_entries(text: str, top: int, *, start: int = 0, salt: str = "") -> list
     return [token_entry(token, start + i, top, salt) for i, token in enumerate(split_tokens(text))]
 
 
+def forced_entries(text: str, top: int) -> list[dict[str, Any]]:
+    """Entries for text a server wrote into a reply itself (not sampled): certain, logprob 0."""
+    return [
+        {**_item(token, 0.0), "top_logprobs": [_item(token, 0.0)][:top]}
+        for token in split_tokens(text)
+    ]
+
+
 def completion_logprobs(entries: list[dict[str, Any]], offset: int = 0) -> dict[str, Any]:
     """Chat-style entries in the legacy ``/v1/completions`` shape (``text_offset`` from
     ``offset``); as vLLM does, each ``top_logprobs`` dict holds the chosen token and the

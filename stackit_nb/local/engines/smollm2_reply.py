@@ -30,6 +30,7 @@ from stackit_nb.local.engines.smollm2_text import (
     measurement_prefix,
 )
 from stackit_nb.local.engines.structured_output import closer_for, grammar_kind, json_grammar
+from stackit_nb.local.logprobs import forced_entries
 
 DEFAULT_TEMPERATURE = 0.2  # what the SmolLM2 model card recommends
 REPEAT_PENALTY = 1.1  # llama.cpp's chat default; curbs the loops small models fall into
@@ -60,6 +61,7 @@ class ReplyWriter:
     ) -> None:
         self._llm, self._render, self._request = llm, render, request
         self._n_ctx, self._stop, self._put = n_ctx, stop, put
+        self.last_entry: dict[str, Any] | None = None
 
     def choice(self, index: int, budget: int) -> Choice:
         """Choice ``index`` within ``budget`` completion tokens; raises :class:`Stopped`."""
@@ -72,8 +74,19 @@ class ReplyWriter:
             thinking, used = self._reason(index, min(REASONING_TOKENS[effort], budget))
             if used >= budget:
                 return Choice(index, "", thinking, [], "length", used)
-        content, spent, finish = self._answer(index, budget - used, thinking or "")
-        return Choice(index, content, thinking, [], finish, used + spent)
+        content, spent, finish, entries, stop_reason = self._answer(
+            index, budget - used, thinking or ""
+        )
+        return Choice(
+            index,
+            content,
+            thinking,
+            [],
+            finish,
+            used + spent,
+            stop_reason=stop_reason,
+            logprobs=entries if request.logprobs else None,
+        )
 
     # ---- the two passes ----------------------------------------------------------------------
 
@@ -99,13 +112,26 @@ class ReplyWriter:
                 self._put(Piece(index, reasoning=rest))
         return "".join(said), used
 
-    def _answer(self, index: int, budget: int, notes: str) -> tuple[str, int, str]:
-        """The answer: its text, the tokens it used, and its finish reason."""
+    def _answer(
+        self, index: int, budget: int, notes: str
+    ) -> tuple[str, int, str, list[dict[str, Any]], str | None]:
+        """The answer: its text, the tokens it used, its finish reason, the logprobs entries of
+        its tokens (text the server forced, such as the measurement prefix, as certain) and the
+        stop string that ended it."""
         request = self._request
         prompt = self._prompt(notes=notes)
         budget = min(budget, self._room(prompt))
         if budget <= 0:
-            return "", 0, "length"
+            return "", 0, "length", [], None
+        entries: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []  # entries of generated text not handed over yet
+
+        def put(text: str, forced: bool = False) -> None:
+            found = forced_entries(text, request.top_logprobs) if forced else pending[:]
+            pending.clear()
+            entries.extend(found)
+            self._put(Piece(index, content=text, logprobs=found if request.logprobs else None))
+
         prefix = "" if grammar_kind(request.response_format) else measurement_prefix(request)
         used = 0
         if prefix:
@@ -114,12 +140,12 @@ class ReplyWriter:
             prefix_tokens = self._tokenize(prefix)[:budget]
             prefix = self._llm.detokenize(prefix_tokens).decode("utf-8", "ignore")
             prompt, used = prompt + prefix_tokens, len(prefix_tokens)
-            self._put(Piece(index, content=prefix))
+            put(prefix, forced=True)
         closer = closer_for(request.response_format)
         if closer is not None and self._count(closer.closing()) > budget:
             closer = None  # not even the smallest valid value fits: cut at the budget instead
         text = StopText(request.stop)
-        finish = "length"
+        finish, stop_reason = "length", None
         if used < budget:
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
             for raw in self._tokens(prompt, json_grammar(request.response_format)):
@@ -131,11 +157,13 @@ class ReplyWriter:
                         break  # keep room for the text that completes the JSON
                     closer = trial
                 used += 1
+                if request.logprobs and self.last_entry is not None:
+                    pending.append(self.last_entry)
                 found, ready = text.add(piece)
-                if ready:
-                    self._put(Piece(index, content=ready))
+                if ready or (found and pending):
+                    put(ready)
                 if found:
-                    finish = "stop"
+                    finish, stop_reason = "stop", text.stopped_by
                     break
                 if used >= budget:
                     break
@@ -143,18 +171,19 @@ class ReplyWriter:
                 finish = "stop"  # the model ended its turn
             rest = "" if text.stopped else text.add(decoder.decode(b"", final=True))[1]
             if rest := rest + text.flush():
-                self._put(Piece(index, content=rest))
+                put(rest)
         tail = ""
         if closer is not None and not closer.done and not text.stopped:
             tail = closer.closing()
-            self._put(Piece(index, content=tail))
+            put(tail, forced=True)
             used, finish = used + self._count(tail), "stop"
-        return prefix + text.value + tail, used, finish
+        return prefix + text.value + tail, used, finish, entries, stop_reason
 
     # ---- the model ---------------------------------------------------------------------------
 
     def _tokens(self, prompt: list[int], grammar: Any = None) -> Iterator[bytes]:
-        """Each generated token's bytes, until the model ends its turn."""
+        """Each generated token's bytes, until the model ends its turn (with logprobs asked
+        for, each token's entry is left in ``self.last_entry``)."""
         import llama_cpp
 
         request = self._request
@@ -168,7 +197,33 @@ class ReplyWriter:
                 raise Stopped
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 return
+            if request.logprobs:
+                self.last_entry = self._entry(token)
             yield self._llm.detokenize([token])
+
+    def _entry(self, token: int) -> dict[str, Any]:
+        """The model's own ``logprobs.content`` entry for the token just sampled: log-softmax of
+        the raw logits it was sampled from (as vLLM reports them), with the most likely
+        alternatives; the sampled token is always among them."""
+        import numpy as np
+
+        llm, top = self._llm, self._request.top_logprobs
+        # llama-cpp-python keeps no logits row unless built with logits_all (which costs a row
+        # per prompt token); the context still holds the last decoded position's logits, and
+        # they are what this token was sampled from.
+        raw = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        logprobs = llm.logits_to_logprobs(raw.copy())
+        best = [int(i) for i in np.argsort(-logprobs)[: max(top, 1)]]
+        if token not in best:
+            best[-1] = token
+        ranked = sorted(best, key=lambda i: -float(logprobs[i]))[:top]
+
+        def item(i: int) -> dict[str, Any]:
+            text = llm.detokenize([i]).decode("utf-8", "replace")
+            value = float(logprobs[i])
+            return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+        return {**item(token), "top_logprobs": [item(i) for i in ranked]}
 
     def _prompt(self, **notes: Any) -> list[int]:
         text = self._render(self._request, **notes)

@@ -102,15 +102,17 @@ class StopText:
         self._text = ""
         self._sent = 0
         self.stopped = False
+        self.stopped_by: str | None = None  # the stop string found (vLLM's stop_reason)
 
     def add(self, new: str) -> tuple[bool, str]:
         """Append ``new``; returns (a stop string was found, text now safe to send)."""
         self._text += new
         if self._stops:
             start = max(self._sent - max(map(len, self._stops)), 0)
-            cuts = [i for s in self._stops if (i := self._text.find(s, start)) >= 0]
+            cuts = [(i, s) for s in self._stops if (i := self._text.find(s, start)) >= 0]
             if cuts:
-                self._text = self._text[: min(cuts)]
+                cut, self.stopped_by = min(cuts)
+                self._text = self._text[:cut]
                 self.stopped = True
                 return True, self.flush()
         held = max((_overlap(self._text, s) for s in self._stops), default=0)
