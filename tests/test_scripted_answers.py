@@ -319,3 +319,16 @@ def test_same_request_same_reply(client: openai.OpenAI) -> None:
     for prompt in prompts:
         first = chat(client, prompt).choices[0].message.content
         assert chat(client, prompt).choices[0].message.content == first
+
+
+@pytest.mark.parametrize(("prompt", "start"), [
+    ("Hello", "Hello! I am the local scripted engine"),
+    ("Thanks!", "You're welcome!"),
+    ("What can you do?", "I am the local scripted engine standing in for a STACKIT model."),
+    ("What is the capital of France?", "Paris is the capital of France"),
+    ("How many people live in Hamburg?", "Hamburg is a city in Germany, with about 1.9 million"),
+])  # fmt: skip
+def test_small_talk_and_city_questions(client: openai.OpenAI, prompt: str, start: str) -> None:
+    text = chat(client, prompt).choices[0].message.content or ""
+    assert text.startswith(start), text
+    assert_readable(text)

@@ -47,7 +47,12 @@ def recipe(text: str) -> facts.Recipe | None:
 
 
 def city(text: str) -> facts.City | None:
-    """The first city of the table that ``text`` names (by its name, case as written)."""
+    """The first city of the table that ``text`` names, or whose country's capital it asks for."""
+    asked = re.search(r"\bcapital (?:city )?of (?:the )?([A-Z][\w ]+?)\b(?:[?.!,]|$)", text)
+    if asked is not None:
+        for entry in facts.CITIES:
+            if entry.capital and entry.country == asked[1].strip():
+                return entry
     hits = []
     for entry in facts.CITIES:
         match = re.search(rf"\b{re.escape(entry.name)}\b", text)

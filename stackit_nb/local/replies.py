@@ -70,6 +70,23 @@ _RECALL = re.compile(
     r"\bwhat have we (?:talked|discussed)\b",
     re.IGNORECASE,
 )
+_GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|hallo|good (?:morning|afternoon|evening)|greetings)\b[\s!?.,]*"
+    r"(?:there)?[\s!?.,]*$",
+    re.IGNORECASE,
+)
+_THANKS = re.compile(r"^\s*(?:thanks|thank you|thx|cheers)\b.{0,30}$", re.IGNORECASE)
+_HOW_ARE_YOU = re.compile(r"^\s*how are you\b|^\s*how's it going\b", re.IGNORECASE)
+_CAPABILITIES = re.compile(
+    r"^\s*(?:what can you do|help|what do you know|what can i ask(?: you)?)\s*[?!.]*\s*$",
+    re.IGNORECASE,
+)
+_WHAT_I_DO = (
+    "I am the local scripted engine standing in for a STACKIT model. I answer from documents you "
+    "put in the prompt, explain the topics of my small fact table (rivers, photosynthesis, "
+    "embeddings, rate limits and more), describe some cities, tell jokes and do single sums; "
+    "for anything else, set STACKIT_API_KEY and the same code asks a real model."
+)
 _DESCRIBE_CITY = re.compile(r"\b(?:describe|tell me about|what is|about)\b", re.IGNORECASE)
 
 
@@ -181,6 +198,19 @@ def _image_sentence(name: str, image: ImageFacts) -> str:
         f"{name} is {colours} and {image.brightness_word()}, "
         f"{image.width} by {image.height} pixels ({image.format})."
     )
+
+
+def _small_talk(reading: Reading) -> Draft | None:
+    prompt = reading.prompt
+    if _GREETING.match(prompt):
+        return Draft("small talk", f"Hello! {_WHAT_I_DO}")
+    if _THANKS.match(prompt):
+        return Draft("small talk", "You're welcome!")
+    if _HOW_ARE_YOU.match(prompt):
+        return Draft("small talk", f"I am fine, thank you. {_WHAT_I_DO}")
+    if _CAPABILITIES.match(prompt):
+        return Draft("small talk", _WHAT_I_DO)
+    return None
 
 
 def _recall(reading: Reading) -> Draft | None:
@@ -399,6 +429,7 @@ RULES: tuple[tuple[str, Callable[[Reading], Draft | None]], ...] = (
     ("tool call", _tool_call),
     ("tool result", _tool_result),
     ("identity", _identity),
+    ("small talk", _small_talk),
     ("image", _vision),
     ("recall", _recall),
     ("documents", _grounded),
