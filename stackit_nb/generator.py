@@ -203,11 +203,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             # A Pydantic class becomes its strict JSON schema so that one endpoint (create) serves
             # streaming and non-streaming alike; the reply is parsed back into the class below.
             merged["response_format"] = type_to_response_format_param(response_format)
-        if callback is None:
-            # vLLM (so STACKIT) answers 400 to stream_options without stream=True; Haystack's own
-            # generator sends them as they are when no callback is set.
-            merged.pop("stream_options", None)
-        elif "stream_options" not in merged:
+        if callback is not None and "stream_options" not in merged:
             merged["stream_options"] = {"include_usage": True}
         args = self._prepare_api_call(
             messages=messages,
@@ -217,6 +213,10 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             tools_strict=tools_strict,
         )
         args.pop("openai_endpoint", None)
+        if callback is None:
+            # vLLM (so STACKIT) answers 400 to stream_options without stream=True; Haystack's own
+            # generator sends them as they are when no callback is set.
+            args.pop("stream_options", None)
         unknown = sorted(set(args) - _CREATE_PARAMETERS)
         if unknown:
             # The SDK would only say "unexpected keyword argument"; say where such settings go.
