@@ -33,9 +33,12 @@ import filetype
 from haystack.dataclasses import ImageContent
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from stackit_nb._decode_cost import peak_decode_bytes
+
 __all__ = [
     "ACCEPTED_FORMATS",
     "DEFAULT_MAX_SIDE",
+    "MAX_DECODE_BYTES",
     "MAX_INPUT_BYTES",
     "MAX_INPUT_PIXELS",
     "ImageError",
@@ -54,8 +57,13 @@ DEFAULT_MAX_SIDE = 1024
 #: Largest file read, checked before decoding: a 12-megapixel camera JPEG is 3-6 MB.
 MAX_INPUT_BYTES = 50_000_000
 #: Decompression-bomb guard (our own, Pillow's global setting stays untouched): covers 108 MP
-#: phone cameras; a larger image would need more than 360 MB of memory to decode.
+#: phone cameras.
 MAX_INPUT_PIXELS = 120_000_000
+#: Most memory converting one image may take. The pixel count alone does not bound it: 16-bit,
+#: palette, CMYK, transparent and WebP images need more per pixel than RGB (see
+#: ``stackit_nb._decode_cost``). A 120 MP RGB image fits; JPEGs are decoded at reduced size and
+#: need far less. Measured peaks of the largest accepted images stay under 640 MB.
+MAX_DECODE_BYTES = 600_000_000
 JPEG_QUALITY = 85
 #: Images with at most this many colours (diagrams, screenshots of text, line art) go out as PNG:
 #: JPEG smears their sharp edges and is not even smaller for them. Scaled down, they are reduced
@@ -191,6 +199,14 @@ def convert(
         if max_side and source_format == "JPEG" and data is not None:  # not a caller's image
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 size, never below what we send
             image.draft(None, _fit(image.size, max_side))
+        if data is not None and (needed := peak_decode_bytes(image)) > MAX_DECODE_BYTES:
+            raise _error(
+                label,
+                f"is a {image.width}x{image.height} {image.format} image in mode {image.mode}, "
+                f"which would take about {format_bytes(needed)} of memory to convert, over the "
+                f"{format_bytes(MAX_DECODE_BYTES)} limit",
+                "Scale it down, or save it as an 8-bit RGB PNG or a JPEG, before sending it.",
+            )
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:

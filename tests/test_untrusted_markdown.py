@@ -9,9 +9,10 @@ import re
 import pytest
 from haystack.dataclasses import ChatMessage, ReasoningContent, StreamingChunk
 
+from stackit_nb.widgets._history_html import message_html
 from stackit_nb.widgets._markdown import Reply
 from stackit_nb.widgets._safe_markdown import IMAGE_LINK_CLASS, render_markdown
-from stackit_nb.widgets._transcript import Transcript, from_json, message_html, to_json
+from stackit_nb.widgets._transcript import Transcript, from_json, to_json
 
 LEAK = "http://127.0.0.1:9/p.png?leak=SECRET"
 PIXEL = "data:image/png;base64,iVBORw0KGgo="

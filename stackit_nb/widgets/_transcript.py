@@ -1,4 +1,4 @@
-"""A chat's history in other shapes: JSON and Markdown transcripts, and HTML for the widget.
+"""A chat's history in other shapes: JSON and Markdown transcripts (HTML: ``_history_html``).
 
 The JSON transcript is Haystack's ``ChatMessage.to_dict()`` list plus the chat's settings::
 
@@ -24,9 +24,6 @@ Files: ``save()`` without a path, and the widget's Export button, write to the w
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import re
 import time
@@ -36,18 +33,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from haystack.dataclasses import ChatMessage, ChatRole, ImageContent
-from PIL import Image
 
-from stackit_nb._streaming import model_label
-from stackit_nb.images import describe_resize
 from stackit_nb.widgets._markdown import (
-    HtmlDiff,
-    Section,
     closing_fence,
-    error_html,
-    footer_html,
 )
-from stackit_nb.widgets._safe_markdown import render_markdown
 
 FORMAT = "stackit_nb.chat"
 VERSION = 1
@@ -111,7 +100,15 @@ def from_json(text: str) -> Transcript:
             "A chat transcript is a JSON object with a 'messages' list (as written by "
             "ChatWidget.export_json()) or a list of ChatMessage.to_dict() objects."
         )
-    messages = [ChatMessage.from_dict(m) for m in data["messages"]]
+    messages = []
+    for number, item in enumerate(data["messages"], start=1):
+        try:
+            messages.append(ChatMessage.from_dict(item))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ValueError(
+                f"Message {number} of the transcript is not a ChatMessage.to_dict() object "
+                f"({type(exc).__name__}: {exc}). Fix or remove it, then import again."
+            ) from exc
     system = data.get("system_prompt")
     # a leading system message (e.g. from a bare list) becomes the system prompt setting
     if messages and messages[0].role == ChatRole.SYSTEM:
@@ -119,12 +116,32 @@ def from_json(text: str) -> Transcript:
         messages = messages[1:]
     return Transcript(
         messages=messages,
-        model=data.get("model"),
-        system_prompt=system,
-        temperature=data.get("temperature"),
-        max_tokens=data.get("max_tokens"),
-        usage={k: int(v) for k, v in (data.get("usage") or {}).items()},
+        model=_setting(data, "model", str),
+        system_prompt=_setting({"system_prompt": system}, "system_prompt", str),
+        temperature=_setting(data, "temperature", int | float),
+        max_tokens=_setting(data, "max_tokens", int),
+        usage=_usage(data.get("usage")),
     )
+
+
+def _setting(data: Mapping[str, Any], name: str, kind: Any) -> Any:
+    """A transcript's setting, checked before anything is replaced: a wrong type is an error."""
+    value = data.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise ValueError(
+            f"The transcript's {name!r} is {value!r}, not a "
+            f"{'text' if kind is str else 'number'}: fix it or set it to null, then import again."
+        )
+    return value
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    """Token counts; entries that are not whole numbers are left out (they only inform)."""
+    if not isinstance(usage, Mapping):
+        return {}
+    return {
+        str(k): int(v) for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 def to_markdown(transcript: Transcript) -> str:
@@ -336,86 +353,3 @@ def new_export_stem(folder: str | Path | None = None) -> Path:
         number += 1
         candidate = stem.with_name(f"{stem.name}-{number}")
     return candidate
-
-
-# -- HTML of the widget's history -----------------------------------------------------------------
-
-THUMBNAIL_SIDE = 96  # shown this large; the JPEG is the upload widget's (a few KB)
-_MUTED = "color:var(--jp-ui-font-color2,#616161)"
-_WHO = f'<div style="font-size:.8em;font-weight:600;{_MUTED}">{{}}</div>'
-_USER_BOX = (
-    "margin:.4em 0 .4em 12%;padding:.3em .8em;border-radius:8px;"
-    "background:var(--jp-layout-color2,#eef1f5)"
-)
-_ASSISTANT_BOX = "margin:.4em 12% .4em 0;padding:.3em .1em"
-
-
-def message_html(message: ChatMessage) -> str:
-    """One history entry: Markdown rendered as ``StreamingDisplay`` renders it (escaped)."""
-    if message.role == ChatRole.USER:
-        images = "".join(_thumbnail_html(image) for image in message.images)
-        gallery = f'<div style="display:flex;flex-wrap:wrap;gap:6px">{images}</div>'
-        body = render_markdown(message.text or "") + (gallery if images else "")
-        return f'<div class="snb-chat-user" style="{_USER_BOX}">{_WHO.format("You")}{body}</div>'
-    sections = []
-    if message.reasoning is not None and message.reasoning.reasoning_text:
-        sections.append(Section("reasoning", parts=[message.reasoning.reasoning_text]))
-    for call in message.tool_calls:
-        arguments = json.dumps(call.arguments, ensure_ascii=False)
-        sections.append(Section("tool_call", call.tool_name, parts=[arguments]))
-    if message.text:
-        sections.append(Section("text", parts=[message.text]))
-    for section in sections:
-        section.closed = True
-    error = message.meta.get("error")
-    body = HtmlDiff().static_html(
-        sections, footer_html(*_footer(message.meta)), error_html(error) if error else ""
-    )
-    who = _WHO.format("Assistant")
-    return f'<div class="snb-chat-assistant" style="{_ASSISTANT_BOX}">{who}{body}</div>'
-
-
-def _footer(meta: Mapping[str, Any]) -> tuple[list[str], list[str], str | None]:
-    """(facts, timings, finish) for ``footer_html``, from a reply's ``meta``."""
-    label = model_label(meta.get("model"), meta)
-    facts = [label] if label else []
-    usage = meta.get("usage") or {}
-    if usage.get("completion_tokens") is not None:
-        facts.append(
-            f"{usage.get('prompt_tokens') or 0:,} tokens in · {usage['completion_tokens']:,} out"
-        )
-    timing = []
-    if (first := meta.get("time_to_first_token")) is not None:
-        timing.append(f"first token {first:.2f} s")
-    if (speed := meta.get("tokens_per_second")) is not None:
-        timing.append(f"{speed:,.1f} tokens/s")
-    finish: str | None = None
-    if meta.get("stopped"):
-        finish = "stopped"
-    elif meta.get("interrupted") or meta.get("error"):
-        finish = "broke off"
-    elif meta.get("finish_reason"):
-        finish = f"finish: {meta['finish_reason']}"
-    return facts, timing, finish
-
-
-def _thumbnail_html(image: ImageContent) -> str:
-    label = html.escape(describe_resize(image.meta or {}) if image.meta else "image")
-    try:
-        source = _thumbnail(image)
-    except Exception:  # an image the browser cannot show still has its label
-        return f'<span style="font-size:.8em;{_MUTED}">[image {label}]</span>'
-    side = THUMBNAIL_SIDE
-    return (
-        f'<img src="{source}" alt="{label}" title="{label}" '
-        f'style="max-width:{side}px;max-height:{side}px;border-radius:4px">'
-    )
-
-
-def _thumbnail(image: ImageContent) -> str:
-    """A data URL of a small JPEG of ``image`` (a few KB, whatever the image's size)."""
-    from stackit_nb.widgets.upload import _thumbnail as thumbnail  # one owner of thumbnails
-
-    with Image.open(io.BytesIO(base64.b64decode(image.base64_image))) as pixels:
-        pixels.load()
-        return thumbnail(pixels)

@@ -34,8 +34,9 @@ from haystack.dataclasses import ChatMessage, ChatRole, ImageContent, StreamingC
 
 from stackit_nb.images import ImageSource, to_image_content
 from stackit_nb.widgets import _chatui
+from stackit_nb.widgets._history_html import message_html
 from stackit_nb.widgets._markdown import error_html
-from stackit_nb.widgets._transcript import Transcript, TranscriptMixin, canonical, message_html
+from stackit_nb.widgets._transcript import Transcript, TranscriptMixin, canonical
 from stackit_nb.widgets.stream import StreamingDisplay
 
 __all__ = ["ChatWidget"]
