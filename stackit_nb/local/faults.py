@@ -229,7 +229,7 @@ REDACTED = "Bearer ***"
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
-LOGGED_BODY_LIMIT = 1024 * 1024  # a larger body is logged as its size only
+LOGGED_BODY_LIMIT = 4 * 1024 * 1024  # a larger body is logged as its size only
 LOG_BYTES = 16 * 1024 * 1024  # bodies and headers the whole log keeps, oldest dropped first
 
 

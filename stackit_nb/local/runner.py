@@ -265,7 +265,8 @@ class LocalSTACKIT:
         self._log.clear()
 
     def configure(self, **changes: Any) -> None:
-        """Change ttft, tokens_per_second, reasoning_field or error_shape while running."""
+        """Change ttft, tokens_per_second, reasoning_field, error_shape or read_timeout (the
+        seconds a client may take to send a request's headers, or its body) while running."""
         self.settings.update(**changes)
 
     def client(self, **kwargs: Any) -> httpx.Client:

@@ -441,7 +441,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     except ValueError:
         raise APIError(400, "Malformed JSON body: send a JSON object.") from None
     except RecursionError:  # deeper than the parser goes: no setting or fault is ever that deep
-        raise APIError(400, "The JSON body is nested too deeply; send a flat JSON object.") from None
+        raise APIError(
+            400, "The JSON body is nested too deeply; send a flat JSON object."
+        ) from None
     if not isinstance(data, dict):
         raise APIError(400, "Send a JSON object.")
     return data
