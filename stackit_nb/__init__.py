@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "connect": "stackit_nb.connection",
     "list_models": "stackit_nb.connection",
     "LocalSTACKIT": "stackit_nb.local",
+    "trust_loaded_settings": "stackit_nb._trust",
 }
 
 __all__ = [
@@ -36,9 +37,11 @@ __all__ = [
     "__version__",
     "connect",
     "list_models",
+    "trust_loaded_settings",
 ]
 
 if TYPE_CHECKING:
+    from stackit_nb._trust import trust_loaded_settings
     from stackit_nb.connection import connect, list_models
     from stackit_nb.embedders import STACKITDocumentEmbedder, STACKITTextEmbedder
     from stackit_nb.generator import STACKITChatGenerator

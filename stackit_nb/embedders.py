@@ -18,6 +18,7 @@ from stackit_nb._common import (
     compatible_init_parameters,
     resolve_base_url,
 )
+from stackit_nb._trust import check_loaded_settings
 
 _EMBEDDING_MODELS = ["intfloat/e5-mistral-7b-instruct", "Qwen/Qwen3-VL-Embedding-8B"]
 _REFERENCE_PACKAGE = "haystack_integrations.components.embedders.stackit"
@@ -184,7 +185,9 @@ class STACKITTextEmbedder(_STACKITEmbedding, OpenAITextEmbedder):
             f"{_REFERENCE_PACKAGE}.text_embedder.STACKITTextEmbedder",
             f"{_REFERENCE_PACKAGE}.STACKITTextEmbedder",
         )
-        return default_from_dict(cls, compatible_init_parameters(cls, data, reference))
+        data = compatible_init_parameters(cls, data, reference)
+        check_loaded_settings(cls, data["init_parameters"])
+        return default_from_dict(cls, data)
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
@@ -292,7 +295,9 @@ class STACKITDocumentEmbedder(_STACKITEmbedding, OpenAIDocumentEmbedder):
             f"{_REFERENCE_PACKAGE}.document_embedder.STACKITDocumentEmbedder",
             f"{_REFERENCE_PACKAGE}.STACKITDocumentEmbedder",
         )
-        return default_from_dict(cls, compatible_init_parameters(cls, data, reference))
+        data = compatible_init_parameters(cls, data, reference)
+        check_loaded_settings(cls, data["init_parameters"])
+        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(self, documents: list[Document]) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class MissingAPIKeyError(STACKITError, ValueError):
     """
 
 
+class UntrustedSettingsError(STACKITError, ValueError):
+    """A loaded pipeline's component names an endpoint, key variable or HTTP client settings
+    that could send the key elsewhere; ``stackit_nb.trust_loaded_settings()`` opts in."""
+
+
 class InvalidAPIKeyError(STACKITError, openai.AuthenticationError):
     """The endpoint rejected the key (HTTP 401)."""
 

@@ -39,6 +39,7 @@ from stackit_nb._common import (
     resolve_base_url,
 )
 from stackit_nb._streaming import StreamCollector, reasoning_of
+from stackit_nb._trust import check_loaded_settings
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
         # or process-wide: HAYSTACK_DESERIALIZATION_ALLOWLIST="stackit_nb" (comma-separated list)
         # or haystack.core.serialization.allow_deserialization_module("stackit_nb")
 
-    Only allow it for pipelines you trust: a pipeline file chooses the URL your key is sent to.
+    A loaded component whose endpoint, key variable or ``http_client_kwargs`` could send the key
+    elsewhere than STACKIT or this machine is refused unless the caller trusts the file (see
+    :func:`stackit_nb.trust_loaded_settings`).
     A ``streaming_callback`` is saved as a dotted path; its module needs allowing as well.
 
     Example::
@@ -183,6 +186,7 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
         """Deserialize from :meth:`to_dict`'s output or a reference ``stackit-haystack`` dict."""
         data = compatible_init_parameters(cls, data, _REFERENCE_TYPES)
         params = data["init_parameters"]
+        check_loaded_settings(cls, params)
         deserialize_tools_or_toolset_inplace(params, key="tools")
         if callback := params.get("streaming_callback"):
             params["streaming_callback"] = deserialize_callable(callback)
