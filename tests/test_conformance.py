@@ -129,7 +129,9 @@ def test_chat_completion_object(srv: LocalSTACKIT) -> None:
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_stop_reason_names_the_stop_string_where_the_engine_knows_it(srv: LocalSTACKIT) -> None:
+def test_stop_reason_is_null_at_the_end_of_a_turn_and_at_the_length_limit(
+    srv: LocalSTACKIT,
+) -> None:
     plain = post(srv, "/v1/chat/completions", ask()).json()["choices"][0]
     assert plain["finish_reason"] == "stop" and plain["stop_reason"] is None  # end of turn
     cut = post(srv, "/v1/chat/completions", ask(max_tokens=3)).json()["choices"][0]
