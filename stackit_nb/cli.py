@@ -155,6 +155,7 @@ def _chat(args: argparse.Namespace) -> int:
     from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
 
     from stackit_nb._streaming import model_label
+    from stackit_nb._terminal import printable
     from stackit_nb.errors import STACKITError
     from stackit_nb.generator import STACKITChatGenerator
     from stackit_nb.images import ImageError, to_image_content
@@ -166,7 +167,8 @@ def _chat(args: argparse.Namespace) -> int:
         try:
             parts.append(to_image_content(args.image))  # upright, scaled to what models use
         except (OSError, ImageError) as exc:
-            print(f"stackit-nb chat: cannot read image {args.image}: {exc}", file=sys.stderr)
+            problem = f"stackit-nb chat: cannot read image {args.image}: {exc}"
+            print(printable(problem), file=sys.stderr)
             return 2
     messages = [ChatMessage.from_system(args.system)] if args.system else []
     messages.append(ChatMessage.from_user(content_parts=parts))
@@ -174,25 +176,26 @@ def _chat(args: argparse.Namespace) -> int:
 
     streamed: list[bool] = []
 
+    # what the model or the endpoint wrote reaches the terminal as text only (no escapes)
     def show(chunk: StreamingChunk) -> None:
         if chunk.reasoning:
-            print(chunk.reasoning.reasoning_text, end="", file=sys.stderr, flush=True)
+            print(printable(chunk.reasoning.reasoning_text), end="", file=sys.stderr, flush=True)
         if chunk.content:
-            print(chunk.content, end="", flush=True)
+            print(printable(chunk.content), end="", flush=True)
             streamed.append(True)
 
     conn = _backend()
     try:
         reply = STACKITChatGenerator(model=model).run(messages, streaming_callback=show)
     except (STACKITError, openai.OpenAIError) as exc:
-        print(("\n" if streamed else "") + f"stackit-nb chat: {exc}", file=sys.stderr)
+        print(("\n" if streamed else "") + printable(f"stackit-nb chat: {exc}"), file=sys.stderr)
         return 1
     finally:
         conn.stop()  # type: ignore[attr-defined]
     meta = reply["replies"][0].meta
     print()
     usage = meta.get("usage") or {}
-    stats = [model_label(model, meta), f"{usage.get('completion_tokens', '?')} tokens"]
+    stats = [printable(model_label(model, meta)), f"{usage.get('completion_tokens', '?')} tokens"]
     if meta.get("time_to_first_token") is not None:
         stats.append(f"first token after {meta['time_to_first_token']:.2f} s")
     if meta.get("tokens_per_second"):
@@ -205,14 +208,15 @@ def _models(args: argparse.Namespace) -> int:
     """Print the models the endpoint serves, with kind, capabilities and context length."""
     import openai
 
+    from stackit_nb._terminal import printable
     from stackit_nb.connection import list_models
     from stackit_nb.errors import STACKITError
 
     conn = _backend()
     try:
-        print(list_models())
+        print(printable(str(list_models())))  # model ids are the endpoint's text
     except (STACKITError, openai.OpenAIError) as exc:
-        print(f"stackit-nb models: {exc}", file=sys.stderr)
+        print(printable(f"stackit-nb models: {exc}"), file=sys.stderr)
         return 1
     finally:
         conn.stop()  # type: ignore[attr-defined]

@@ -54,6 +54,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 
+from stackit_nb._terminal import printable
+
 if TYPE_CHECKING:
     from argparse import Namespace
 
@@ -285,7 +287,7 @@ def _fill(prompt: str, namespace: dict[str, Any]) -> str:
 
 def _complain(problem: BaseException | str) -> None:
     message = problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}"
-    print(f"%%stackit: {message}", file=sys.stderr, flush=True)
+    print(printable(f"%%stackit: {message}"), file=sys.stderr, flush=True)
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

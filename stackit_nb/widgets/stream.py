@@ -65,6 +65,7 @@ from typing import Any, TextIO
 
 from haystack.dataclasses import StreamingChunk
 
+from stackit_nb._terminal import printable
 from stackit_nb.widgets._markdown import Reply
 from stackit_nb.widgets._safe_markdown import render_markdown
 
@@ -380,9 +381,12 @@ class StreamingDisplay:
 
     # -- terminal -------------------------------------------------------------------------------
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, *, ours: str = "") -> None:
+        """Write ``text`` (the reply's, so shown as text only: no control characters), wrapped
+        in ``ours`` (our own escape sequence, e.g. dim) when given."""
         out = self._out or sys.stdout
-        out.write(text)
+        text = printable(text)
+        out.write(f"{ours}{text}\x1b[0m" if ours else text)
         out.flush()
 
     def _print(self, live: _Live) -> None:
@@ -397,7 +401,7 @@ class StreamingDisplay:
                 heading = {"text": "", "reasoning": "[reasoning] "}.get(section.kind, label)
                 self._write(("\n" if number else "") + heading)
             new = "".join(section.parts[done:])
-            self._write(f"\x1b[2m{new}\x1b[0m" if dim and section.kind == "reasoning" else new)
+            self._write(new, ours="\x1b[2m" if dim and section.kind == "reasoning" else "")
             live.printed[number] = len(section.parts)
 
     @staticmethod
