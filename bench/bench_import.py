@@ -25,7 +25,16 @@ STATEMENTS = {
     ),
 }
 # loaded only when used: the notebook widgets, pillow, the local server and its web stack
-LAZY = ("ipywidgets", "PIL", "uvicorn", "fastapi", "starlette", "stackit_nb.local", "tqdm")
+LAZY = (
+    "ipywidgets",
+    "PIL",
+    "uvicorn",
+    "fastapi",
+    "starlette",
+    "stackit_nb.local",
+    "tqdm",
+    "matplotlib",
+)
 ENV = {**os.environ, "HAYSTACK_TELEMETRY_ENABLED": "False"}
 
 

@@ -17,7 +17,7 @@ def test_every_public_name_resolves() -> None:
 
 def test_import_is_lazy() -> None:
     """Widgets, pillow, the server stack and Haystack load on first use, not on import."""
-    heavy = ["PIL", "ipywidgets", "fastapi", "uvicorn", "haystack", "openai"]
+    heavy = ["PIL", "ipywidgets", "fastapi", "uvicorn", "haystack", "openai", "matplotlib"]
     code = f"import sys, stackit_nb; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

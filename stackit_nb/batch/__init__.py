@@ -25,7 +25,13 @@ from haystack.dataclasses import ChatMessage
 from tqdm.auto import tqdm
 
 from stackit_nb.batch._pacing import Pacer, classify, retry_after
-from stackit_nb.batch._results import BatchFailedError, BatchResult, BatchSummary, ItemResult
+from stackit_nb.batch._results import (
+    BatchFailedError,
+    BatchResult,
+    BatchSummary,
+    ItemResult,
+    RequestRecord,
+)
 
 __all__ = [
     "BatchFailedError",
@@ -33,6 +39,7 @@ __all__ = [
     "BatchResult",
     "BatchSummary",
     "ItemResult",
+    "RequestRecord",
     "arun_many",
     "run_many",
 ]
@@ -140,6 +147,9 @@ class _Batch:
         )
         return BatchResult(self.items, summary)
 
+    def record(self, sent: float, finished: float, outcome: str) -> RequestRecord:
+        return RequestRecord(sent - self.started, finished - self.started, outcome)
+
     def advance(self, item: ItemResult) -> None:
         """Count a finished item on the progress bar (running totals: large batches stay cheap)."""
         if self.bar is None:
@@ -180,12 +190,14 @@ class _Batch:
             while True:
                 started_round = await pacer.acquire()
                 item.attempts += 1
+                sent = time.perf_counter()
                 try:
                     output = await call(item.input)
                 except Exception as exc:
                     pacer.release()
                     kind = classify(exc)
                     now = time.perf_counter()
+                    item.requests.append(self.record(sent, now, kind))
                     if kind == "rate_limited":
                         first_limited = first_limited or now
                         # no await before this line: nobody starts before the pause is set
@@ -199,6 +211,7 @@ class _Batch:
                     return
                 pacer.release()
                 pacer.succeeded()
+                item.requests.append(self.record(sent, time.perf_counter(), "ok"))
                 item.output = output
                 return
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 from haystack.dataclasses import ChatMessage, ChatRole
@@ -23,6 +23,21 @@ def _assistant_messages(value: Any, depth: int = 0) -> list[ChatMessage]:
     return []
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request a batch sent: when, relative to the batch's start, and how it ended."""
+
+    started: float
+    """Seconds from the batch's start to the request's start."""
+    finished: float
+    outcome: str
+    """``"ok"``, ``"rate_limited"`` (a 429), ``"transient"`` (retried) or ``"final"``."""
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+
 @dataclass
 class ItemResult:
     """The outcome of one input: its ``output`` (what ``run`` returned) or its ``error``."""
@@ -36,6 +51,8 @@ class ItemResult:
     """Requests sent for this item, 429s and retries included."""
     elapsed: float = 0.0
     """Seconds from the first attempt to the last answer, waits included."""
+    requests: list[RequestRecord] = field(default_factory=list, repr=False)
+    """Every request sent for this item, in order (what ``BatchResult.plot()`` draws)."""
 
     @property
     def ok(self) -> bool:
@@ -260,6 +277,13 @@ class BatchResult(Sequence[ItemResult]):
             head = "<tr><th>failed item</th><th>error</th><th>message</th></tr>"
             text += f"<table>{head}{body}</table>"
         return text
+
+    def plot(self) -> Any:
+        """A matplotlib Figure: the latency of successful requests, and every request over time
+        with 429s marked (needs matplotlib: ``pip install 'stackit-nb[plots]'``)."""
+        from stackit_nb.plots import batch_figure
+
+        return batch_figure(self)
 
     def __repr__(self) -> str:
         s = self.summary
