@@ -102,7 +102,7 @@ def test_rag_says_when_the_documents_do_not_answer(client: openai.OpenAI) -> Non
 def test_haystack_context_template_unlabelled_passages(client: openai.OpenAI) -> None:
     text = chat(client, HAYSTACK_TEMPLATE).choices[0].message.content or ""
     assert (
-        text == "According to passage 2, Paris is the capital of France and has the Eiffel Tower."
+        text == "According to passage 2: Paris is the capital of France and has the Eiffel Tower."
     )
 
 
@@ -332,3 +332,35 @@ def test_small_talk_and_city_questions(client: openai.OpenAI, prompt: str, start
     text = chat(client, prompt).choices[0].message.content or ""
     assert text.startswith(start), text
     assert_readable(text)
+
+
+HANDBOOK = (
+    "Documents:\n"
+    "[wifi.md] # Wi-Fi and guest access\n"
+    'Employees use the network "Nordlicht" and sign in with their usual account.\n'
+    "[wifi.md] # Wi-Fi and guest access\n"
+    'Guests use the network "Nordlicht-Guest". A guest code is created at the reception desk.\n'
+    "[parking.md] # Parking and bikes\n"
+    "Bikes are parked in the locked bike room next to the entrance. There are showers on the "
+    "ground floor.\n"
+    "[password.md] # Resetting your password\n"
+    "To reset your password, open Settings. You receive a link that stays valid for 30 minutes.\n"
+)
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    # The heading's words count ("Wi-Fi"), the sentence's own words rank ("guests").
+    ("Can guests use the Wi-Fi?", "According to wifi.md: Guests use the network"),
+    # Verb forms meet ("park" / "parked"); a sentence that shares nothing is not padding.
+    ("Where do I park my bike?", "According to parking.md: Bikes are parked in the locked"),
+    # "How long" wants the sentence with a number in it.
+    ("How long is the reset link valid?", "According to password.md, you receive a link that"),
+    # Half of what is asked is not in any document: no answer, however well "code" matches.
+    ("What is the dress code?", "The documents (wifi.md, parking.md and password.md) do not"),
+])  # fmt: skip
+def test_the_sentence_that_answers_is_chosen(
+    client: openai.OpenAI, question: str, answer: str
+) -> None:
+    text = chat(client, HANDBOOK + f"\nQuestion: {question}").choices[0].message.content or ""
+    assert text.startswith(answer), text
+    assert "showers" not in text

@@ -34,8 +34,19 @@ _PASTE = re.compile(
     r"(?:summary|gist))\b[^:\n]{0,60}:\s*(\S[\s\S]*)$",
     re.IGNORECASE,
 )
-# Words a grounding instruction uses; they say how to answer, not what about.
-_INSTRUCTION_WORDS = {"document", "documents", "source", "sources", "context", "passage", "text"}
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+# Questions about an amount or a time are answered by a sentence with a number in it.
+_QUANTITY = re.compile(
+    r"\b(?:how (?:long|many|much|big|large|old|often|far|soon)|when|what time|which day)\b",
+    re.IGNORECASE,
+)
+# Words of a grounding instruction (how to answer) and of the question's form (how big, how
+# many, what happens): neither says what the question is about.
+_NOT_TOPICS = {
+    "document", "documents", "source", "sources", "context", "passage", "text", "many", "much",
+    "big", "large", "long", "old", "often", "far", "soon", "may", "might", "must", "happen",
+    "happens", "get", "got", "tell", "know", "find", "way", "kind", "able", "exactly",
+}  # fmt: skip
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Passage:
 
     label: str
     text: str
+    title: str = ""  # a Markdown heading of the document: its words count for every sentence
 
 
 @dataclass
@@ -63,8 +75,16 @@ def _passages(text: str) -> list[Passage]:
     passages: list[Passage] = []
     current: Passage | None = None
     for line in text.splitlines():
+        if _HEADING.match(line):
+            # A heading names what a document is about; it answers nothing by itself.
+            if current is not None:
+                current.title = f"{current.title} {line.lstrip('# ')}".strip()
+            continue
         if (match := _LABELLED.match(line)) is not None:
-            current = Passage(match[1].strip(), match[2].strip())
+            heading = _HEADING.match(match[2])
+            current = Passage(match[1].strip(), "" if heading else match[2].strip())
+            if heading:
+                current.title = match[2].lstrip("# ").strip()
             passages.append(current)
         elif (match := _BLOCK_HEAD.match(line)) is not None:
             # What came before "Context:" without a label was the instruction, not a document.
@@ -125,20 +145,34 @@ def _stems(text: str) -> set[str]:
 
 
 def _answer(passages: list[Passage], question: str) -> Grounded:
-    asked = _stems(question) - _INSTRUCTION_WORDS
+    asked = _stems(question) - _NOT_TOPICS
     candidates = [(p.label, s) for p in passages for s in prose.sentences_of(p.text)]
+    titles = {p.label: _stems(p.title) for p in passages}
     # Inverse document frequency: a word in every sentence says little about which one answers.
     frequency: dict[str, int] = {}
     for _, sentence in candidates:
         for word in _stems(sentence):
             frequency[word] = frequency.get(word, 0) + 1
     total = len(candidates)
+
+    def weight(word: str) -> float:  # a word no document has weighs most: it is what is asked
+        return math.log(1 + total / frequency.get(word, 0.5))
+
+    asked_weight = sum(weight(w) for w in asked)
+    wants_number = _QUANTITY.search(question) is not None
     scored = []
     for order, (label, sentence) in enumerate(candidates):
-        shared = asked & _stems(sentence)
-        score = sum(math.log(1 + total / frequency[w]) for w in shared)
-        if score > 0:
-            scored.append((-score, order, label, sentence))
+        own = asked & _stems(sentence)
+        via_title = (asked & titles.get(label, set())) - own
+        covered = sum(weight(w) for w in own) + sum(weight(w) for w in via_title)
+        # A sentence that covers less than half of what is asked answers another question; one
+        # that shares nothing with it itself only stands under a fitting heading.
+        if not own or covered < 0.5 * asked_weight:
+            continue
+        score = covered - 0.5 * sum(weight(w) for w in via_title)
+        if wants_number and re.search(r"\d", sentence):
+            score *= 1.5
+        scored.append((-score, order, label, sentence))
     scored.sort()
     best = scored[:1]
     # A second sentence only when it is nearly as relevant: more is padding.
@@ -170,16 +204,17 @@ def _summary(passages: list[Passage], instruction: str) -> Grounded:
 
 
 def cite(sentence: str, label: str) -> str:
-    """``sentence`` attributed to ``label``: "According to help/a.md, to reset ..." ."""
+    """``sentence`` attributed to ``label``: "According to help/a.md, to reset ..."."""
     first = sentence.split(" ", 1)[0]
-    if first.lower() in prose.COMMON_WORDS and first not in ("I",):
-        sentence = sentence[:1].lower() + sentence[1:]
-    return f"According to {label}, {sentence}"
+    if first.lower() in prose.COMMON_WORDS and first != "I":
+        return f"According to {label}, {sentence[:1].lower()}{sentence[1:]}"
+    # Lowercasing any other first word could turn a name into a noun ("Paris", "Bikes").
+    return f"According to {label}: {sentence}"
 
 
 def not_found(grounded: Grounded) -> str:
     """One sentence saying that the documents do not answer the question."""
-    asked = [w for w in prose.keywords(grounded.question) if w not in _INSTRUCTION_WORDS]
+    asked = [w for w in prose.keywords(grounded.question) if w not in _NOT_TOPICS]
     labels = grounded.all_labels
     which = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
     about = " or ".join(f'"{w}"' for w in asked[:3]) or "this question"

@@ -104,12 +104,23 @@ def limit_words(text: str, limit: int) -> str:
 
 
 def stem(word: str) -> str:
-    """Crude plural folding so "cities" meets "city" and "rivers" meets "river"."""
+    """Crude folding of plurals and verb forms: "cities" meets "city", "parked" meets "park"."""
+    if len(word) > 6 and word.endswith("ing"):
+        return _undouble(word[:-3])
+    if len(word) > 5 and word.endswith("ed") and not word.endswith("eed"):
+        return _undouble(word[:-2])
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "oes")):
         return word[:-2]
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _undouble(word: str) -> str:
+    """``"resett"`` -> ``"reset"``: the doubled consonant of "resetting", "planned"."""
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
         return word[:-1]
     return word
 
