@@ -262,6 +262,7 @@ def list_models(
     import openai
     from haystack.utils import Secret
 
+    from stackit_nb._scrub import secret_kept_out
     from stackit_nb.errors import explain, resolve_api_key
     from stackit_nb.models import fetch_models
 
@@ -269,9 +270,12 @@ def list_models(
         api_key = Secret.from_token(api_key)
     secret = api_key or Secret.from_env_var(API_KEY_ENV)
     token = resolve_api_key(secret)
-    with openai.OpenAI(
-        api_key=token, base_url=resolve_base_url(api_base_url), timeout=timeout, max_retries=2
-    ) as client:
+    with (
+        openai.OpenAI(
+            api_key=token, base_url=resolve_base_url(api_base_url), timeout=timeout, max_retries=2
+        ) as client,
+        secret_kept_out(client),
+    ):
         try:
             return fetch_models(client)
         except openai.APIStatusError as exc:

@@ -18,6 +18,7 @@ from stackit_nb._common import (
     compatible_init_parameters,
     resolve_base_url,
 )
+from stackit_nb._scrub import secret_kept_out
 from stackit_nb._trust import check_loaded_settings
 
 _EMBEDDING_MODELS = ["intfloat/e5-mistral-7b-instruct", "Qwen/Qwen3-VL-Embedding-8B"]
@@ -87,23 +88,26 @@ class _ExplainingEmbeddings:
     def create(self, **kwargs: Any) -> Any:
         if self._is_async:
             return self._acreate(**kwargs)
-        try:
-            return self._client.embeddings.create(**kwargs)
-        except errors.EXPLAINABLE as exc:
-            better = errors.explain_from(exc, self._client, model=self._model, kind="embedding")
-            if better is None:
-                raise
-            raise better from exc
+        with secret_kept_out(self._client):  # the key leaves in no error, chain included
+            try:
+                return self._client.embeddings.create(**kwargs)
+            except errors.EXPLAINABLE as exc:
+                client, model = self._client, self._model
+                better = errors.explain_from(exc, client, model=model, kind="embedding")
+                if better is None:
+                    raise
+                raise better from exc
 
     async def _acreate(self, **kwargs: Any) -> Any:
-        try:
-            return await self._client.embeddings.create(**kwargs)
-        except errors.EXPLAINABLE as exc:
-            client, model = self._client, self._model
-            better = await errors.aexplain_from(exc, client, model=model, kind="embedding")
-            if better is None:
-                raise
-            raise better from exc
+        with secret_kept_out(self._client):
+            try:
+                return await self._client.embeddings.create(**kwargs)
+            except errors.EXPLAINABLE as exc:
+                client, model = self._client, self._model
+                better = await errors.aexplain_from(exc, client, model=model, kind="embedding")
+                if better is None:
+                    raise
+                raise better from exc
 
 
 @component

@@ -2,7 +2,8 @@
 
 The one place that turns ``openai`` exceptions into helpful ones. Each helpful error subclasses
 the original ``openai`` class, so ``except openai.RateLimitError`` keeps working, and is raised
-``from`` the original, which stays available as ``__cause__``. No message ever contains the key.
+``from`` the original, which stays available as ``__cause__``. No message ever contains the key,
+nor does any exception it chains to (see ``stackit_nb._scrub``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import openai
 from haystack.utils import Secret
 
 from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url
+from stackit_nb._scrub import scrub_exception
 from stackit_nb.models import ModelList, afetch_models, builtin_models, fetch_models
 
 _CONNECT_HINT = (
@@ -375,11 +377,10 @@ def _seconds(timeout: Any) -> str:
 
 
 def _scrubbed(new: _E | None, secret_value: str | None) -> _E | None:
-    """``new`` with ``secret_value`` taken out of its message, should the endpoint echo it."""
-    if new is not None and secret_value and len(secret_value) >= 4:
-        scrubbed = str(new.args[0]).replace(secret_value, "<redacted>")
-        new.args = (scrubbed,)
-        new.message = scrubbed
+    """``new`` without ``secret_value``, should the endpoint echo it (its chain is scrubbed
+    where it is raised: see :func:`stackit_nb._scrub.secret_kept_out`)."""
+    if new is not None:
+        scrub_exception(new, secret_value)
     return new
 
 

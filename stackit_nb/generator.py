@@ -38,6 +38,7 @@ from stackit_nb._common import (
     compatible_init_parameters,
     resolve_base_url,
 )
+from stackit_nb._scrub import secret_kept_out
 from stackit_nb._streaming import StreamCollector, reasoning_of
 from stackit_nb._trust import check_loaded_settings
 
@@ -265,25 +266,26 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             messages, callback, generation_kwargs, tools, tools_strict
         )
         started = time.perf_counter()
-        try:
-            completion = self.client.chat.completions.create(**args)
-            if callback is not None:
-                collector = StreamCollector(self, started)
-                try:
-                    for raw in completion:
-                        for chunk in collector.add(raw):
-                            callback(chunk)
-                    _check_finished(collector)
-                except _STREAM_BREAKS as exc:
-                    raise _interrupted(exc, completion, collector) from exc
-                replies = [collector.message()]
-            else:
-                replies = _from_completion(completion, started)
-        except errors.EXPLAINABLE as exc:
-            better = errors.explain_from(exc, self.client, model=self.model, kind="chat")
-            if better is None:
-                raise
-            raise better from exc
+        with secret_kept_out(self.client):  # the key leaves in no error, chain included
+            try:
+                completion = self.client.chat.completions.create(**args)
+                if callback is not None:
+                    collector = StreamCollector(self, started)
+                    try:
+                        for raw in completion:
+                            for chunk in collector.add(raw):
+                                callback(chunk)
+                        _check_finished(collector)
+                    except _STREAM_BREAKS as exc:
+                        raise _interrupted(exc, completion, collector) from exc
+                    replies = [collector.message()]
+                else:
+                    replies = _from_completion(completion, started)
+            except errors.EXPLAINABLE as exc:
+                better = errors.explain_from(exc, self.client, model=self.model, kind="chat")
+                if better is None:
+                    raise
+                raise better from exc
         return {"replies": _finish(replies, response_format)}
 
     @component.output_types(replies=list[ChatMessage])
@@ -316,29 +318,30 @@ class STACKITChatGenerator(AsyncClientPerLoop, OpenAIChatGenerator):
             messages, callback, generation_kwargs, tools, tools_strict
         )
         started = time.perf_counter()
-        try:
-            completion = await client.chat.completions.create(**args)
-            if callback is not None:
-                collector = StreamCollector(self, started)
-                try:
-                    async for raw in completion:
-                        for chunk in collector.add(raw):
-                            await _invoke_streaming_callback(callback, chunk)
-                    _check_finished(collector)
-                except asyncio.CancelledError:
-                    # release the connection even though the task is being cancelled
-                    await asyncio.shield(completion.close())
+        with secret_kept_out(client):  # the key leaves in no error, chain included
+            try:
+                completion = await client.chat.completions.create(**args)
+                if callback is not None:
+                    collector = StreamCollector(self, started)
+                    try:
+                        async for raw in completion:
+                            for chunk in collector.add(raw):
+                                await _invoke_streaming_callback(callback, chunk)
+                        _check_finished(collector)
+                    except asyncio.CancelledError:
+                        # release the connection even though the task is being cancelled
+                        await asyncio.shield(completion.close())
+                        raise
+                    except _STREAM_BREAKS as exc:
+                        raise _interrupted(exc, completion, collector) from exc
+                    replies = [collector.message()]
+                else:
+                    replies = _from_completion(completion, started)
+            except errors.EXPLAINABLE as exc:
+                better = await errors.aexplain_from(exc, client, model=self.model, kind="chat")
+                if better is None:
                     raise
-                except _STREAM_BREAKS as exc:
-                    raise _interrupted(exc, completion, collector) from exc
-                replies = [collector.message()]
-            else:
-                replies = _from_completion(completion, started)
-        except errors.EXPLAINABLE as exc:
-            better = await errors.aexplain_from(exc, client, model=self.model, kind="chat")
-            if better is None:
-                raise
-            raise better from exc
+                raise better from exc
         return {"replies": _finish(replies, response_format)}
 
 
