@@ -48,6 +48,7 @@ class Connection:
     server: LocalSTACKIT | None = None
     engine: str | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _set_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def line(self) -> str:
@@ -65,18 +66,24 @@ class Connection:
         return f"stackit_nb: using a local STACKIT-compatible server at {where}"
 
     def stop(self) -> None:
-        """Stop the server ``connect()`` started and restore the environment it changed."""
+        """Stop the server ``connect()`` started and restore the environment it changed.
+
+        Only what ``connect()`` set itself is restored: a variable changed since (the user set
+        their own ``STACKIT_API_KEY``, say) is theirs now and stays as it is.
+        """
         global _current
         with _lock:
             if self.server is not None:
                 self.server.stop()
                 self.server = None
-            for name, value in self._saved_env.items():
-                if value is None:
+            for name, ours in self._set_env.items():
+                if os.environ.get(name) != ours:
+                    continue
+                if (value := self._saved_env.get(name)) is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            self._saved_env = {}
+            self._saved_env, self._set_env = {}, {}
             if _current is self:
                 _current = None
 
@@ -146,9 +153,9 @@ def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
     global _current
     with _lock:
         current = _current
-        if current is not None and not _still_valid(current):
-            current = _current = None
-    if current is not None and not _runs(current, engine):
+    if current is not None and not (_still_valid(current) and _runs(current, engine)):
+        # e.g. the user set their own key since: this connection's server and the variables
+        # it set go (theirs stay), so the key is never sent to a server chosen without it
         current.stop()
         current = None
     with _lock:
@@ -195,13 +202,15 @@ def _choose(engine: str) -> Connection:
 
     server = LocalSTACKIT(engine=engine).start()
     engine = server.engine  # "auto" resolved
-    saved = {name: os.environ.get(name) for name in (BASE_URL_ENV, API_KEY_ENV)}
-    os.environ[BASE_URL_ENV] = server.url
-    os.environ[API_KEY_ENV] = server.api_key
+    ours = {BASE_URL_ENV: server.url, API_KEY_ENV: server.api_key}
+    saved = {name: os.environ.get(name) for name in ours}
+    os.environ.update(ours)
     detail = f"{engine} engine"
     if saved[API_KEY_ENV] is not None:  # asked for an engine the server in the environment lacks
         detail += f", as asked; the server at {saved[BASE_URL_ENV]} runs {found}"
-    return Connection("local", server.url, detail, server=server, engine=engine, _saved_env=saved)
+    return Connection(
+        "local", server.url, detail, server=server, engine=engine, _saved_env=saved, _set_env=ours
+    )
 
 
 def _resolve(engine: str) -> str:

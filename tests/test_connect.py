@@ -70,6 +70,31 @@ def test_stop_restores_previous_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert os.environ["STACKIT_API_BASE_URL"] == "https://example.invalid/v1"
 
 
+def test_a_key_set_after_connect_goes_to_stackit_not_the_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = stackit_nb.connect(quiet=True)  # no key yet: a local server and its token
+    server = local.server
+    assert server is not None and os.environ["STACKIT_API_KEY"] == server.api_key
+    monkeypatch.setenv("STACKIT_API_KEY", "sk-users-own-key")  # then the user sets theirs
+    conn = stackit_nb.connect(quiet=True)
+    # what the first connect() set is gone (its server, its URL), what the user set stays
+    assert not server.running and local.server is None
+    assert "STACKIT_API_BASE_URL" not in os.environ
+    assert (conn.backend, conn.url) == ("stackit", STACKIT_URL)
+    local.stop()  # the first connection's handle, stopped again later: the key is the user's
+    conn.stop()
+    assert os.environ["STACKIT_API_KEY"] == "sk-users-own-key"
+
+
+def test_stop_keeps_what_the_user_changed_since(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = stackit_nb.connect(quiet=True)
+    monkeypatch.setenv("STACKIT_API_BASE_URL", "http://127.0.0.1:9/v1")  # their own server
+    conn.stop()
+    assert os.environ["STACKIT_API_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert "STACKIT_API_KEY" not in os.environ  # connect() set it, nobody changed it: dropped
+
+
 def test_with_key_uses_stackit(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
