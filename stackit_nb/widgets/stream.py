@@ -33,7 +33,8 @@ How it reaches the browser, and why:
   ``OpenAIChatGenerator`` only with ``stream_options.include_usage``), else when the cell ends or
   0.25 s later, whichever is first; or at :meth:`StreamingDisplay.finish` / leaving ``with``.
   ``tool_calls`` is not an end: an agent's tool calls, tool results and next answer stay in one
-  view. A chunk with new content after the end starts a new reply (and a new view).
+  view; a reply that ends in tool calls when its cell ends (nothing ran them) is over then.
+  A chunk with new content after the end starts a new reply (and a new view).
 - **Errors.** A cell that raises mid-stream (or :meth:`fail`, or an exception leaving ``with``)
   keeps the partial reply and shows the error under it.
 - **Outside a notebook** (terminal IPython, plain scripts) text is printed as it arrives.
@@ -73,6 +74,21 @@ _INTERVAL = 0.05  # seconds per front-end message: at most 20 a second
 _GRACE = 0.25  # after a finish, wait this long for the usage chunk
 _OPENING = 3  # messages to show a view: two widget opens (layout, view) and a display
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class MessageBudget:
+    """When the next front-end message may go out: one per ``interval`` seconds on average.
+
+    Each display has its own; displays that share one (the columns of a comparison grid) share
+    the rate, so together they send no more than one display would.
+    """
+
+    def __init__(self, interval: float = _INTERVAL) -> None:
+        self.interval = interval
+        self.at = 0.0  # time.perf_counter() from which the next message may go out
+
+    def spend(self, messages: int) -> None:
+        self.at = max(self.at, time.perf_counter()) + messages * self.interval
 
 
 class _Live:
@@ -130,6 +146,8 @@ class StreamingDisplay:
     :param out: Where terminal output goes (default: ``sys.stdout`` at the time of writing).
     :param show: ``False`` embeds the display in another widget: it never shows or prints
         anything itself; place :attr:`widget` where the reply should appear.
+    :param budget: A :class:`MessageBudget` shared with other displays (default: its own, of
+        one message per ``interval``).
 
     Example::
 
@@ -149,7 +167,12 @@ class StreamingDisplay:
     """
 
     def __init__(
-        self, *, interval: float = _INTERVAL, out: TextIO | None = None, show: bool = True
+        self,
+        *,
+        interval: float = _INTERVAL,
+        out: TextIO | None = None,
+        show: bool = True,
+        budget: MessageBudget | None = None,
     ) -> None:
         self._interval = interval
         self._embedded = not show
@@ -157,7 +180,7 @@ class StreamingDisplay:
         self._lock = threading.RLock()
         self._live: _Live | None = None
         self._mark = time.perf_counter()  # creation, start() or the start of the current cell
-        self._budget_at = 0.0  # when the next front-end message may go out
+        self._budget = budget or MessageBudget(interval)
         self._flush_timer: threading.Timer | None = None
         self._end_timer: threading.Timer | None = None
         self._cells = 0  # cells started since this display was made
@@ -318,18 +341,22 @@ class StreamingDisplay:
 
     def _spend(self, messages: int) -> None:
         """Count messages against the budget of one per interval."""
-        self._budget_at = max(self._budget_at, time.perf_counter()) + messages * self._interval
+        self._budget.spend(messages)
 
     def _schedule(self, live: _Live, now: float, force: bool) -> None:
         if self._shell is None and not self._embedded:
             self._print(live)
-        elif force or now >= self._budget_at:
+        elif force or now >= self._budget.at:
             self._flush(live)
         elif self._flush_timer is None:  # a stalled stream still shows its tail
-            self._flush_timer = self._timer(self._budget_at - now, live, self._timed_flush)
+            self._flush_timer = self._timer(self._budget.at - now, live, self._timed_flush)
 
     def _timed_flush(self, live: _Live) -> None:
         self._flush_timer = None
+        wait = self._budget.at - time.perf_counter()
+        if wait > 0.001:  # a display sharing the budget spent it meanwhile: wait for the rest
+            self._flush_timer = self._timer(wait, live, self._timed_flush)
+            return
         self._flush(live)
 
     def _flush(self, live: _Live, ops: list[list[Any]] | None = None) -> None:
@@ -361,7 +388,7 @@ class StreamingDisplay:
             return
         ops = live.reply.ops(final=True) + ([["h"]] if in_cell else [])
         # the end takes its turn too: room for its two messages (update, saved output)
-        wait = self._budget_at + self._interval - time.perf_counter()
+        wait = self._budget.at + self._interval - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
         self._flush(live, ops)
@@ -444,6 +471,9 @@ class StreamingDisplay:
                     self._finalize(live)
                 elif error is not None:  # the stream broke off: keep it, show why
                     self._finalize(live, error=f"{type(error).__name__}: {error}")
+                elif live.reply.finish_reason is not None:
+                    # tool_calls: the model's turn is over, and no tool ran in this cell
+                    self._finalize(live)
             self._cell = None
 
 
