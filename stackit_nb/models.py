@@ -8,6 +8,8 @@ otherwise from a small built-in table of known STACKIT ids, then from the id its
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
@@ -160,10 +162,10 @@ class ModelList(list[ModelInfo]):
         ranked = sorted(pool, key=score, reverse=True)
         return [c for c in ranked if score(c) >= 0.4][:n]
 
-    def _rows(self) -> list[tuple[str, str, str, str]]:
+    def _rows(self, text: Callable[[str], str] = str) -> list[tuple[str, str, str, str]]:
         return [
             (
-                m.id + (" (legacy)" if m.legacy else ""),
+                text(m.id) + (" (legacy)" if m.legacy else ""),
                 m.kind,
                 ", ".join(m.capabilities) or "-",
                 f"{m.context_length:,}" if m.context_length else "-",
@@ -180,7 +182,8 @@ class ModelList(list[ModelInfo]):
         return "\n".join(line.rstrip() for line in lines)
 
     def _repr_markdown_(self) -> str:
-        rows = [self._HEADER, ("---",) * 4, *self._rows()]
+        # the ids are the endpoint's text: as Markdown, "![x](https://...)" would load an image
+        rows = [self._HEADER, ("---",) * 4, *self._rows(_markdown_text)]
         table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
         return f"{len(self)} models at `{self.base_url}`\n\n{table}"
 
@@ -192,6 +195,14 @@ class ModelList(list[ModelInfo]):
         )
         caption = f"{len(self)} models at <code>{html.escape(self.base_url)}</code>"
         return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()!<>|])")
+
+
+def _markdown_text(text: str) -> str:
+    """``text`` shown literally in Markdown (its link, image and table syntax escaped)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def _to_list(entries: list[Any], base_url: str) -> ModelList:

@@ -88,3 +88,18 @@ def test_imported_transcript_shows_no_remote_image() -> None:
     html = "".join(message_html(m) for m in imported.messages)
     assert img_sources(html) == [], html
     assert all(f"[image: {name}]" in html for name in "uar")
+
+
+def test_model_ids_from_the_endpoint_stay_text_in_markdown() -> None:
+    """A model list renders as Markdown where a front end prefers it: an id is the endpoint's
+    text, so its image syntax must not become an image there."""
+    import mistune
+
+    from stackit_nb.models import ModelInfo, ModelList
+
+    hostile = ModelInfo(id=f"![x]({LEAK})|x", source="server")
+    plain = ModelInfo(id="openai/gpt-oss-20b", source="server")
+    markdown = ModelList([hostile, plain], base_url="http://127.0.0.1:1/v1")._repr_markdown_()
+    html = mistune.create_markdown(plugins=["table"])(markdown)
+    assert img_sources(html) == [] and f"![x]({LEAK})|x" in html
+    assert "| openai/gpt-oss-20b |" in markdown  # ordinary ids read as before
