@@ -27,14 +27,20 @@ _EXPORTS: dict[str, str] = {
     "list_models": "stackit_nb.connection",
     "LocalSTACKIT": "stackit_nb.local",
     "trust_loaded_settings": "stackit_nb._trust",
+    "compare": "stackit_nb.comparison",
+    "acompare": "stackit_nb.comparison",
+    "Comparison": "stackit_nb.comparison",
 }
 
 __all__ = [
+    "Comparison",
     "LocalSTACKIT",
     "STACKITChatGenerator",
     "STACKITDocumentEmbedder",
     "STACKITTextEmbedder",
     "__version__",
+    "acompare",
+    "compare",
     "connect",
     "list_models",
     "trust_loaded_settings",
@@ -42,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from stackit_nb._trust import trust_loaded_settings
+    from stackit_nb.comparison import Comparison, acompare, compare
     from stackit_nb.connection import connect, list_models
     from stackit_nb.embedders import STACKITDocumentEmbedder, STACKITTextEmbedder
     from stackit_nb.generator import STACKITChatGenerator

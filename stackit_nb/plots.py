@@ -371,7 +371,7 @@ def comparison_figure(
     """``Comparison.plot()``: time to first token and tokens/s per model (missing: no bar)."""
     with _styled() as plt:
         fig, axes = _new_figure(plt, 2, (11.0, 0.8 + 0.45 * max(3, len(models))))
-        names = [_shorten(m, 40) for m in models]
+        names = [_shorten(m, 60) for m in models]
         for ax, values, label, title in (
             (axes[0], ttft, "seconds (lower is faster)", "Time to first token"),
             (axes[1], tokens_per_second, "tokens per second (higher is faster)", "Tokens/s"),
