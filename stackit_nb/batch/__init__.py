@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -149,6 +150,21 @@ class _Batch:
 
     def record(self, sent: float, finished: float, outcome: str) -> RequestRecord:
         return RequestRecord(sent - self.started, finished - self.started, outcome)
+
+    def close_bar(self) -> None:
+        """Close the progress bar. A notebook's bar is a widget, which GitHub and nbconvert do not
+        draw: it also leaves its final line as text, so a saved notebook shows how the batch ended.
+        """
+        if self.bar is None:
+            return
+        self.bar.close()
+        notebook = sys.modules.get("tqdm.notebook")  # loaded only where tqdm draws widgets
+        if notebook is not None and isinstance(self.bar, notebook.tqdm):
+            done = sum(item.output is not None or item.error is not None for item in self.items)
+            print(
+                f"{self.bar.desc}: {done} of {len(self.items)} done, {self._failed} failed, "
+                f"tokens in/out {self._tokens_in}/{self._tokens_out}"
+            )
 
     def advance(self, item: ItemResult) -> None:
         """Count a finished item on the progress bar (running totals: large batches stay cheap)."""
@@ -290,8 +306,7 @@ async def arun_many(
             retry_in_batch=retry_in_batch,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        batch.close_bar()
 
 
 def run_many(
@@ -379,8 +394,7 @@ def run_many(
             thread.join()
             raise BatchInterrupted(batch.result()) from None
     finally:
-        if bar is not None:
-            bar.close()
+        batch.close_bar()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]

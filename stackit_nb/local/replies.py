@@ -410,7 +410,8 @@ def _recipe_material(text: str) -> compose.Material | None:
         return None
     ingredients = ", ".join(dish.ingredients[:-1]) + " and " + dish.ingredients[-1]
     sentences = [
-        f"You need {ingredients} for {dish.servings} servings of {dish.title.lower()}.",
+        f"You need {ingredients} for {dish.servings} serving{'' if dish.servings == 1 else 's'} "
+        f"of {dish.title.lower()}.",
         *dish.steps,
         f"All in all, this takes about {dish.minutes} minutes.",
     ]
