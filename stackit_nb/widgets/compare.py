@@ -71,7 +71,7 @@ class CompareGrid:
     def show(self) -> None:
         from IPython.display import display
 
-        data, _ = self.box._repr_mimebundle_()
+        data = self.box._repr_mimebundle_()  # ipywidgets: a dict (anywidget: a pair)
         # no text/plain of the widget tree: the saved output is the same in every run
         display({"text/plain": "", _WIDGET_MIME: data[_WIDGET_MIME]}, raw=True)
 
