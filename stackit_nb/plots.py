@@ -370,7 +370,7 @@ def comparison_figure(
 ) -> Figure:
     """``Comparison.plot()``: time to first token and tokens/s per model (missing: no bar)."""
     with _styled() as plt:
-        fig, axes = _new_figure(plt, 2, (11.0, 0.8 + 0.45 * max(3, len(models))))
+        fig, axes = _new_figure(plt, 2, (11.0, 1.4 + 0.45 * max(3, len(models))))
         names = [_shorten(m, 60) for m in models]
         for ax, values, label, title in (
             (axes[0], ttft, "seconds (lower is faster)", "Time to first token"),
