@@ -22,6 +22,7 @@ from haystack.utils import Secret
 
 from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url
 from stackit_nb._scrub import scrub_exception
+from stackit_nb._terminal import printable
 from stackit_nb.models import ModelList, afetch_models, builtin_models, fetch_models
 
 _CONNECT_HINT = (
@@ -164,17 +165,18 @@ def _missing_key_message(secret: Secret) -> str:
 
 
 def server_message(exc: openai.APIStatusError) -> str:
-    """The endpoint's own error text (OpenAI's nested shape or vLLM's flat one)."""
+    """The endpoint's own error text (OpenAI's nested shape or vLLM's flat one), without
+    control characters: it ends up in messages that terminals print."""
     body: Any = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
+            return printable(str(inner["message"]))
         if isinstance(inner, str):
-            return inner
+            return printable(inner)
         if body.get("detail"):
-            return str(body["detail"])
-    return exc.message
+            return printable(str(body["detail"]))
+    return printable(exc.message)
 
 
 def is_image_rejection(exc: openai.APIStatusError) -> bool:
@@ -227,6 +229,9 @@ def explain(
     """
     if isinstance(exc, STACKITError):
         return None
+    # re-raised as it is when there is nothing to add: its message is the endpoint's text too
+    exc.message = printable(exc.message)
+    exc.args = tuple(printable(a) if isinstance(a, str) else a for a in exc.args)
     detail = server_message(exc)
     host = exc.request.url.host if exc.request is not None else "the endpoint"
     status = exc.status_code

@@ -96,3 +96,21 @@ def test_streaming_display_dims_reasoning_with_its_own_escapes_only() -> None:
     display.finish()
     assert "\x1b[2mhmm \x1b[0m" in out.getvalue()
     assert "\x07" not in out.getvalue() and "pwned" not in out.getvalue()
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 413, 429, 500])
+def test_error_messages_carry_no_control_characters(
+    stub: StubEndpoint, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """A script's traceback prints the error's message to the terminal as it is."""
+    from stackit_nb import STACKITChatGenerator
+
+    monkeypatch.setenv("STACKIT_API_KEY", "local-token")
+    monkeypatch.setenv("STACKIT_API_BASE_URL", stub.url)
+    stub.fail_with(status, f"refused {TITLE}{CLEAR}{LINK} context length")
+    with pytest.raises(Exception) as caught:
+        STACKITChatGenerator(model="neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", max_retries=0).run(
+            "hi"
+        )
+    message = str(caught.value)
+    assert "refused" in message and not CONTROL.search(message), repr(message)
