@@ -87,3 +87,34 @@ def test_saved_as_jupyterlab_saves_it(notebook: tuple[Path, dict]) -> None:
     }, f"{path.name}: re-execute it with `make notebooks`"
     timed = [c for c in nb["cells"] if "execution" in c.get("metadata", {})]
     assert not timed, f"{path.name} keeps per-cell timing metadata"
+
+
+def _text(cell: dict) -> str:
+    source = cell["source"]
+    return "".join(source) if isinstance(source, list) else source
+
+
+def test_opens_with_what_a_learner_needs_to_know(notebook: tuple[Path, dict]) -> None:
+    """A header: what you will learn, what you need first, how long, which level, and what comes
+    from the local stand-in without a key."""
+    path, nb = notebook
+    first = _text(nb["cells"][0])
+    assert first.startswith("# "), f"{path.name}: the first cell is not the title"
+    for part in ("**You will learn**", "**You need**", "**Time** about", "**Level**"):
+        assert part in first, f"{path.name}: the header lacks {part}"
+    assert "**Without a key / with a key.**" in first, f"{path.name}: say what the stand-in is"
+
+
+def test_ends_with_a_recap_and_exercises_with_solutions(notebook: tuple[Path, dict]) -> None:
+    """A recap, then two or three exercises, each with a solution that stays collapsed."""
+    path, nb = notebook
+    texts = [_text(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    recap = [t for t in texts if t.startswith("## Recap")]
+    exercises = [t for t in texts if t.startswith("## Exercises")]
+    assert len(recap) == 1 and recap[0].count("\n- ") >= 3, f"{path.name}: no recap of 3+ points"
+    assert len(exercises) == 1, f"{path.name}: no Exercises section"
+    solutions = exercises[0].count("<details><summary>Solution</summary>")
+    assert 2 <= solutions <= 3, f"{path.name}: {solutions} exercises with solutions"
+    assert solutions == exercises[0].count("</details>")
+    numbered = re.findall(r"^\d\. ", exercises[0], flags=re.MULTILINE)
+    assert len(numbered) == solutions, f"{path.name}: every exercise needs its solution"
