@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import re
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -132,3 +133,12 @@ def client_settings(timeout: float | None, max_retries: int | None) -> dict[str,
             max_retries if max_retries is not None else int(os.environ.get("OPENAI_MAX_RETRIES", 5))
         ),
     }
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()!<>|#])")
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` shown literally in Markdown: its link, image, HTML, emphasis and table syntax
+    escaped (endpoint text such as model ids and error messages is not ours to render)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

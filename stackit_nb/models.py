@@ -8,11 +8,12 @@ otherwise from a small built-in table of known STACKIT ids, then from the id its
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
+
+from stackit_nb._common import markdown_literal
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
@@ -183,7 +184,7 @@ class ModelList(list[ModelInfo]):
 
     def _repr_markdown_(self) -> str:
         # the ids are the endpoint's text: as Markdown, "![x](https://...)" would load an image
-        rows = [self._HEADER, ("---",) * 4, *self._rows(_markdown_text)]
+        rows = [self._HEADER, ("---",) * 4, *self._rows(markdown_literal)]
         table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
         return f"{len(self)} models at `{self.base_url}`\n\n{table}"
 
@@ -195,14 +196,6 @@ class ModelList(list[ModelInfo]):
         )
         caption = f"{len(self)} models at <code>{html.escape(self.base_url)}</code>"
         return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()!<>|])")
-
-
-def _markdown_text(text: str) -> str:
-    """``text`` shown literally in Markdown (its link, image and table syntax escaped)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def _to_list(entries: list[Any], base_url: str) -> ModelList:

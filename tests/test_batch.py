@@ -357,3 +357,24 @@ def test_edge_cases(generator: STACKITChatGenerator) -> None:
         run_many(generator, ["Hi"], concurrency=0, progress=False)
     with pytest.raises(ValueError, match="max_attempts"):
         run_many(generator, ["Hi"], max_attempts=0)
+
+
+def test_failure_table_shows_endpoint_text_literally(
+    generator: STACKITChatGenerator, srv: LocalSTACKIT
+) -> None:
+    """An error message is the endpoint's text: rendered as Markdown it must stay text (no image
+    that loads by itself, no link, no extra table column)."""
+    import mistune
+
+    hostile = (
+        "bad | cell ![x](http://127.0.0.1:9/leak.png) [click](http://127.0.0.1:9/) <img src=x>"
+    )
+    srv.faults.fail(status=400, times=1, message=hostile)
+    results = run_many(generator, ["Tell me a joke."], progress=False, max_attempts=1)
+    assert results.summary.failed == 1
+    rendered = mistune.create_markdown(plugins=["table"])(results._repr_markdown_())
+    assert "<img" not in rendered and "<a " not in rendered
+    cell = next(line for line in rendered.splitlines() if "leak.png" in line)
+    assert "bad | cell ![x](http://127.0.0.1:9/leak.png) [click](http://127.0.0.1:9/)" in cell
+    failures = rendered[rendered.index("failed item") :]
+    assert failures.count("<td") == 3  # one row: item, error type, message

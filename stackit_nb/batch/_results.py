@@ -9,6 +9,8 @@ from typing import Any, overload
 
 from haystack.dataclasses import ChatMessage, ChatRole
 
+from stackit_nb._common import markdown_literal
+
 
 def _assistant_messages(value: Any, depth: int = 0) -> list[ChatMessage]:
     """The replies in a component's output (``replies``) or a pipeline's (``{name: {...}}``)."""
@@ -264,7 +266,9 @@ class BatchResult(Sequence[ItemResult]):
         text = self.summary._repr_markdown_()
         if rows := self._failure_rows():
             text += "\n\n| failed item | error | message |\n|---:|---|---|\n"
-            text += "\n".join(f"| {a} | {b} | {_escape_cell(c)} |" for a, b, c in rows)
+            text += "\n".join(
+                f"| {a} | {markdown_literal(b)} | {markdown_literal(c)} |" for a, b, c in rows
+            )
         return text
 
     def _repr_html_(self) -> str:
@@ -301,7 +305,3 @@ class BatchFailedError(RuntimeError):
 def _shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _escape_cell(text: str) -> str:
-    return text.replace("|", "\\|")
