@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from stackit_nb.local.engines import resolve_engine
 from stackit_nb.local.faults import Faults, RequestLog
+from stackit_nb.local.fronts import Front
 from stackit_nb.local.guard import InjectedDisconnect, ServerSettings
 from stackit_nb.local.server import create_app
 
@@ -110,12 +113,23 @@ class LocalSTACKIT:
         tokens_per_second: pace of the stream; None sends as fast as possible.
         reasoning_field: where reasoning goes: ``"both"``, ``"reasoning"``, ``"reasoning_content"``.
         error_shape: ``"openai"`` (``{"error": {...}}``) or ``"vllm"`` (``{"object": "error"}``).
+        upstream, record: together, a recording proxy: every API request goes on to the
+            OpenAI-compatible ``upstream`` URL (with ``upstream_api_key``, by default
+            ``$STACKIT_API_KEY``) and is appended with its response to the cassette ``record``
+            (see :mod:`stackit_nb.local.cassette`); ``.engine`` is ``"record"``.
+        cassette: with ``engine="replay"``: answer from this cassette; requests it does not hold
+            go to the ``fallback`` engine (``"scripted"``, ``"smollm2"``), or get a 404 naming
+            the closest recorded one when ``fallback`` is None. ``pace="recorded"`` streams at
+            the recorded timing, ``"fast"`` at once.
 
     Example::
 
         with LocalSTACKIT() as srv:
             client = openai.OpenAI(base_url=srv.url, api_key=srv.api_key)
             srv.faults.fail(status=429, retry_after=1)
+
+        with LocalSTACKIT(engine="replay", cassette="lesson.jsonl", fallback=None) as srv:
+            ...  # the recorded answers, no key, no network
     """
 
     def __init__(
@@ -131,10 +145,39 @@ class LocalSTACKIT:
         error_shape: str = "openai",
         allow_remote: bool = False,
         log_level: str = "warning",
+        upstream: str | None = None,
+        record: str | Path | None = None,
+        upstream_api_key: str | None = None,
+        cassette: str | Path | None = None,
+        fallback: str | None = "scripted",
+        pace: str = "recorded",
     ) -> None:
         check_bind_host(host, allow_remote)
-        self.host, self._requested_port, self.engine = host, port, resolve_engine(engine)
         self.settings = ServerSettings() if api_key is None else ServerSettings(api_key=api_key)
+        self.front: Front | None = None
+        if upstream is not None or record is not None:
+            if upstream is None or record is None:
+                raise ValueError("recording needs both upstream=URL and record=FILE")
+            from stackit_nb.local.recording import RecordingProxy
+
+            key = upstream_api_key or os.environ.get("STACKIT_API_KEY")
+            self.front = RecordingProxy(
+                upstream, record, api_key=key, local_token=self.settings.api_key
+            )
+            engine = "scripted"  # answers nothing: every API request goes upstream
+        elif engine == "replay" or cassette is not None:
+            if cassette is None or engine != "replay":
+                raise ValueError(
+                    'a replay needs engine="replay" and cassette=FILE; the engine for '
+                    "requests the cassette does not hold is fallback= (scripted, smollm2, None)"
+                )
+            from stackit_nb.local.replaying import Replayer
+
+            self.front = Replayer(cassette, fallback=fallback, pace=pace, settings=self.settings)
+            engine = fallback or "scripted"  # without a fallback the routes are never reached
+        routes = resolve_engine(engine)
+        self.host, self._requested_port = host, port
+        self.engine = self.front.name if self.front is not None else routes
         self.settings.update(
             ttft=ttft,
             tokens_per_second=tokens_per_second,
@@ -143,7 +186,7 @@ class LocalSTACKIT:
         )
         self.faults = Faults()
         self._log = RequestLog()
-        self._app = create_app(self.settings, self.faults, self._log, self.engine)
+        self._app = create_app(self.settings, self.faults, self._log, routes, self.front)
         self._log_level = log_level
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

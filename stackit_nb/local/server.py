@@ -43,6 +43,7 @@ from stackit_nb.local.engines import (
     resolve_engine,
 )
 from stackit_nb.local.faults import Faults, RequestLog, StreamFault, error_type
+from stackit_nb.local.fronts import ASGIApp, Front
 from stackit_nb.local.guard import Guard, InjectedDisconnect, ServerSettings, wait
 from stackit_nb.local.validate import (
     ChatCompletionBody,
@@ -60,10 +61,13 @@ def create_app(
     faults: Faults | None = None,
     log: RequestLog | None = None,
     engine: str = "scripted",
+    front: Front | None = None,
 ) -> FastAPI:
     """Build the ASGI app; the three state objects may be shared with the caller.
 
     ``engine`` is ``"scripted"``, ``"smollm2"`` or ``"auto"`` (see ``engines.resolve_engine``).
+    ``front`` (a recording proxy or a replayer, see :mod:`stackit_nb.local.fronts`) takes the
+    API requests after the guard; then ``engine`` answers only what the front passes on.
     """
     engine = resolve_engine(engine)
     settings = settings or ServerSettings()
@@ -113,6 +117,12 @@ def create_app(
         }.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
 
+    if front is not None:
+
+        def in_front(inner: ASGIApp) -> ASGIApp:
+            return front.wrap(inner, error_response)
+
+        app.add_middleware(in_front)  # added first: it runs after the guard
     app.add_middleware(Guard, settings=settings, faults=faults, log=log, reply=error_response)
 
     @app.get("/health", include_in_schema=False)
@@ -213,7 +223,7 @@ def create_app(
 
     @app.get("/_local/config", include_in_schema=False)
     async def get_config() -> dict[str, Any]:
-        return {"engine": engine, **settings.public()}
+        return {"engine": front.name if front else engine, **settings.public()}
 
     @app.post("/_local/config", include_in_schema=False)
     async def set_config(request: Request) -> dict[str, Any]:
@@ -222,7 +232,7 @@ def create_app(
             settings.update(**changes)
         except (TypeError, ValueError) as exc:
             raise APIError(400, str(exc)) from None
-        return {"engine": engine, **settings.public()}
+        return {"engine": front.name if front else engine, **settings.public()}
 
     @app.get("/_local/faults", include_in_schema=False)
     async def get_faults() -> dict[str, Any]:
