@@ -357,6 +357,9 @@ HANDBOOK = (
     ("How long is the reset link valid?", "According to password.md, you receive a link that"),
     # Half of what is asked is not in any document: no answer, however well "code" matches.
     ("What is the dress code?", "The documents (wifi.md, parking.md and password.md) do not"),
+    # Only the words no document has are named: wifi.md does mention Nordlicht.
+    ("Who founded Nordlicht?", 'The documents (wifi.md, parking.md and password.md) do not '
+     'contain the answer: none of them mentions "founded".'),
 ])  # fmt: skip
 def test_the_sentence_that_answers_is_chosen(
     client: openai.OpenAI, question: str, answer: str

@@ -67,6 +67,7 @@ class Grounded:
     all_labels: list[str]  # every document the prompt carries
     question: str
     summary: bool = False  # a pasted text to summarise rather than a question to answer
+    vocabulary: set[str] = field(default_factory=set)  # stems of every document's text and title
     positions: list[int] = field(default_factory=list)  # each sentence's place in the text
 
 
@@ -179,7 +180,10 @@ def _answer(passages: list[Passage], question: str) -> Grounded:
     if len(scored) > 1 and scored[1][0] <= 0.6 * scored[0][0]:
         best.append(scored[1])
     all_labels = list(dict.fromkeys(p.label for p in passages))
-    return Grounded([b[3] for b in best], [b[2] for b in best], all_labels, question)
+    vocabulary = set(frequency) | {w for stems in titles.values() for w in stems}
+    return Grounded(
+        [b[3] for b in best], [b[2] for b in best], all_labels, question, vocabulary=vocabulary
+    )
 
 
 def _summary(passages: list[Passage], instruction: str) -> Grounded:
@@ -199,7 +203,12 @@ def _summary(passages: list[Passage], instruction: str) -> Grounded:
     labels = list(dict.fromkeys(p.label for p in passages))
     picked = [sentences[i] for i in ranked]  # most central first
     return Grounded(
-        [s for _, s in picked], [lbl for lbl, _ in picked], labels, instruction, True, ranked
+        [s for _, s in picked],
+        [lbl for lbl, _ in picked],
+        labels,
+        instruction,
+        summary=True,
+        positions=ranked,
     )
 
 
@@ -213,11 +222,19 @@ def cite(sentence: str, label: str) -> str:
 
 
 def not_found(grounded: Grounded) -> str:
-    """One sentence saying that the documents do not answer the question."""
+    """One sentence saying that the documents do not answer the question (and, where it is so,
+    which of its words no document mentions)."""
     asked = [w for w in prose.keywords(grounded.question) if w not in _NOT_TOPICS]
+    missing = [w for w in asked if prose.stem(w) not in grounded.vocabulary]
     labels = grounded.all_labels
     which = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
-    about = " or ".join(f'"{w}"' for w in asked[:3]) or "this question"
-    if len(labels) == 1:
-        return f"The document ({which}) does not contain the answer: it does not mention {about}."
-    return f"The documents ({which}) do not contain the answer: none of them mentions {about}."
+    one = len(labels) == 1
+    head = (
+        f"The document ({which}) does not contain the answer"
+        if one
+        else f"The documents ({which}) do not contain the answer"
+    )
+    if not missing:
+        return f"{head}."
+    about = " or ".join(f'"{w}"' for w in missing[:3])
+    return f"{head}: {'it does not mention' if one else 'none of them mentions'} {about}."
