@@ -26,6 +26,33 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
+class RecordedError(Exception):
+    """An error read back from a saved comparison: the text it was shown with (its type's
+    name and message), as the exception itself is not saved."""
+
+
+_SAVED_FIELDS = (
+    "model",
+    "skipped",
+    "time_to_first_token",
+    "tokens_per_second",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_time",
+    "finish_reason",
+)
+_SAVED_TYPES: dict[str, Any] = {
+    "model": str,
+    "skipped": str,
+    "time_to_first_token": int | float,
+    "tokens_per_second": int | float,
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "total_time": int | float,
+    "finish_reason": str,
+}
+
+
 @dataclass
 class ModelResult:
     """One model's part of a comparison: its reply or error (or why it was skipped), and timings
@@ -75,9 +102,43 @@ class ModelResult:
     def error_text(self) -> str:
         if self.skipped is not None:
             return f"skipped: {self.skipped}"
+        if isinstance(self.error, RecordedError):
+            return str(self.error)
         if self.error is not None:
             return f"{type(self.error).__name__}: {self.error}"
         return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the reply as ``ChatMessage.to_dict()``, the error as its text."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _SAVED_FIELDS}
+        data["reply"] = self.reply.to_dict() if self.reply is not None else None
+        data["error"] = self.error_text if self.error is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelResult:
+        """Read :meth:`to_dict`'s data back (the error as a :class:`RecordedError`); data of
+        the wrong shape is an error that names the field."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            raise ValueError("a compared model's result is an object with a 'model' text")
+        values: dict[str, Any] = {}
+        for name, kind in _SAVED_TYPES.items():
+            value = data.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+                raise ValueError(f"the {name!r} of {data['model']!r}'s result is {value!r}")
+            values[name] = value
+        error = data.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ValueError(f"the 'error' of {data['model']!r}'s result is not a text")
+        try:
+            reply = ChatMessage.from_dict(data["reply"]) if data.get("reply") is not None else None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ValueError(
+                f"the reply of {data['model']!r}'s result is not a ChatMessage.to_dict() object "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        error_ = RecordedError(error) if error is not None else None
+        return cls(**values, reply=reply, error=error_)
 
     def cells(self) -> tuple[str, ...]:
         def number(value: int | None) -> str:

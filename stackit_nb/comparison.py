@@ -23,9 +23,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from haystack.dataclasses import ChatMessage, ImageContent, StreamingChunk
@@ -265,13 +266,13 @@ def _start(
     plan: tuple[list[ChatMessage], list[str], dict[str, str]],
     generation_kwargs: dict[str, Any] | None,
     generator: Any,
-    show: bool | None,
+    make_view: Callable[[list[str], dict[str, str]], Any],
 ) -> tuple[list[dict[str, Any]], _PerModel, dict[str, str]]:
     """The batch's inputs and target; shows the view (in the calling thread: its cell)."""
     messages, chosen, skipped = plan
     runs = {m: _Run(m) for m in chosen}
     generators = _generators(chosen, generator)
-    target = _PerModel(generators, runs, _view(show, chosen, skipped))
+    target = _PerModel(generators, runs, make_view(chosen, skipped))
     kwargs = dict(generation_kwargs or {})
     inputs = [{"model": m, "messages": messages, "generation_kwargs": kwargs} for m in chosen]
     return inputs, target, skipped
@@ -330,7 +331,8 @@ def compare(
         comparison.replies["openai/gpt-oss-20b"].text
     """
     plan = _plan(prompt, models, images, system, generator)
-    inputs, target, skipped = _start(plan, generation_kwargs, generator, show)
+    make_view = functools.partial(_view, show)
+    inputs, target, skipped = _start(plan, generation_kwargs, generator, make_view)
     batch = run_many(
         target,
         inputs,
@@ -356,7 +358,39 @@ async def acompare(
 ) -> Comparison:
     """Like :func:`compare`, without blocking the event loop: ``await acompare(...)`` in Jupyter."""
     plan = await asyncio.to_thread(_plan, prompt, models, images, system, generator)
-    inputs, target, skipped = _start(plan, generation_kwargs, generator, show)
+    make_view = functools.partial(_view, show)
+    return await _arun(plan, generation_kwargs, generator, make_view, rate_limit_timeout)
+
+
+async def acompare_in_view(
+    make_view: Callable[[list[str], dict[str, str]], Any],
+    prompt: list[ChatMessage],
+    models: Sequence[str],
+    *,
+    generation_kwargs: dict[str, Any] | None = None,
+    generator: Any = None,
+) -> Comparison:
+    """:func:`acompare` for a front end that shows the comparison in its own layout
+    (``ChatWidget``'s Compare).
+
+    :param make_view: Called with the models to ask and those skipped (model -> why), before
+        any request; returns the view the replies stream into: an object with ``started(model)``,
+        ``callback(model)`` (an async streaming callback, or ``None``), ``finished(model,
+        reply)``, ``failed(model, error)`` and ``close(comparison)``, as
+        :class:`stackit_nb.widgets.compare.CompareGrid` has.
+    """
+    plan = await asyncio.to_thread(_plan, prompt, models, None, None, generator)
+    return await _arun(plan, generation_kwargs, generator, make_view, 300.0)
+
+
+async def _arun(
+    plan: tuple[list[ChatMessage], list[str], dict[str, str]],
+    generation_kwargs: dict[str, Any] | None,
+    generator: Any,
+    make_view: Callable[[list[str], dict[str, str]], Any],
+    rate_limit_timeout: float,
+) -> Comparison:
+    inputs, target, skipped = _start(plan, generation_kwargs, generator, make_view)
     batch = await arun_many(
         target,
         inputs,

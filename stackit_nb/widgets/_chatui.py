@@ -52,6 +52,7 @@ class Chat(Protocol):
     def _ensure_vision_model(self) -> None: ...
     def _show_error(self, error: BaseException, hint: str = ...) -> None: ...
     def _refresh(self) -> None: ...
+    async def compare(self, models: None = None) -> Any: ...
 
 
 _FALLBACK_MODEL = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
@@ -204,6 +205,12 @@ class ChatUI:
         self.send = button(description="Send", icon="paper-plane", button_style="primary")
         self.stop = button(description="Stop", icon="stop", disabled=True)
         self.retry = button(description="Retry", icon="redo")
+        self.compare = button(
+            description="Compare",
+            icon="columns",
+            tooltip="Send your last message again to the models chosen under Settings "
+            "(Compare with): their replies side by side",
+        )
         self.undo = button(description="Undo", icon="undo")
         self.clear = button(description="Clear", icon="trash", tooltip="Remove all messages")
         self.export = button(
@@ -213,9 +220,8 @@ class ChatUI:
             "working directory",
         )
         self.importer = widgets.FileUpload(accept=".json,.md", description="Import")
-        self.buttons = widgets.HBox(
-            [self.send, self.stop, self.retry, self.undo, self.clear, self.export, self.importer]
-        )
+        actions = [self.send, self.stop, self.retry, self.compare, self.undo, self.clear]
+        self.buttons = widgets.HBox([*actions, self.export, self.importer])
         self.buttons.add_class("snb-chat-buttons")
         self.upload = ImageUpload(description="Attach images")
         # one "Clear" in the chat: the attachments' own button says what it removes
@@ -256,12 +262,16 @@ class ChatUI:
             description="Max tokens (0: model default)",
             **label,
         )
+        self.compare_with = widgets.SelectMultiple(
+            description="Compare with", rows=5, layout=self.model.layout, **label
+        )
         settings = widgets.VBox(
             [
                 self.system,
                 self.model,
                 widgets.HBox([self.temperature, self.temperature_default]),
                 self.max_tokens,
+                self.compare_with,
             ]
         )
         self.settings = widgets.Accordion(children=[settings], titles=("Settings",))
@@ -285,6 +295,7 @@ class ChatUI:
     def set_catalog(self, catalog: ModelList, current: str | None, pickable: bool) -> None:
         self._catalog = catalog
         self.model.disabled = not pickable
+        self.compare_with.options = catalog.chat.ids
         self._offer(current)
 
     def vision_ids(self) -> list[str]:
@@ -381,6 +392,7 @@ class ChatUI:
         self.send.on_click(guard(lambda _b: submit(self.composer.value)))
         self.stop.on_click(guard(lambda _b: chat.stop()))
         self.retry.on_click(guard(lambda _b: spawn(chat.retry())))
+        self.compare.on_click(guard(lambda _b: spawn(chat.compare())))
         self.undo.on_click(guard(lambda _b: chat.undo()))
         self.clear.on_click(guard(lambda _b: chat.clear()))
         self.export.on_click(guard(lambda _b: export()))
@@ -397,7 +409,7 @@ class ChatUI:
         _set(self.send, "disabled", running)
         _set(self.stop, "disabled", not running)
         _set(self.composer, "disabled", False)
-        for button in (self.retry, self.undo, self.clear, self.export):
+        for button in (self.retry, self.compare, self.undo, self.clear, self.export):
             _set(button, "disabled", running or not has_messages)
         usage = chat.usage
         parts = [f"<code>{html.escape(chat.model)}</code>"] if chat.model else []

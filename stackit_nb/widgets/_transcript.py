@@ -5,6 +5,9 @@ The JSON transcript is Haystack's ``ChatMessage.to_dict()`` list plus the chat's
     {"format": "stackit_nb.chat", "version": 1, "model": ..., "system_prompt": ...,
      "temperature": ..., "max_tokens": ..., "usage": {...}, "messages": [...]}
 
+Comparisons (``ChatWidget.compare``) are kept as ``"comparisons"`` (see
+``_transcript_comparisons``).
+
 Images are kept as the data that was sent (already scaled down by ``to_image_content``), so an
 import gives back equal messages. The Markdown transcript is for people: images appear as a
 one-line placeholder, and a line ``<!-- message: assistant stopped; 1234 characters -->`` marks
@@ -15,7 +18,9 @@ the text, for readers, and the import leaves that fence out), or lines that look
 transcript's own. A file edited by hand (lengths no longer fit) or written before the lengths
 existed is read by its layout instead, with surrounding whitespace trimmed. Neither format holds
 a key: messages never contain one, and the settings are plain values (model id, numbers), not
-the generator's configuration.
+the generator's configuration. The Markdown transcript shows each comparison after its exchange,
+under a line ``<!-- compared: 2 models; 1234 characters -->``; an import skips it (by its length),
+as it leaves images out.
 
 Files: ``save()`` without a path, and the widget's Export button, write to the working directory
 (the kernel's, in a notebook) under a name of the form ``stackit-chat-YYYYMMDD-HHMMSS.json``
@@ -34,6 +39,8 @@ from typing import Any, Self
 
 from haystack.dataclasses import ChatMessage, ChatRole, ImageContent
 
+from stackit_nb._comparison_results import ModelResult
+from stackit_nb.widgets import _transcript_comparisons as compared
 from stackit_nb.widgets._markdown import (
     closing_fence,
 )
@@ -50,7 +57,7 @@ _MARK = re.compile(
 _HEADINGS = {"system": "**System**", "user": "**You**", "assistant": "**Assistant**"}
 _PLACEHOLDER = re.compile(r"^> \[image \d+: [^\]\n]*\]$", re.MULTILINE)
 _FENCE_LINE = re.compile(r"(`{3,}|~{3,})")
-_ERROR = "> Error: "
+_ERROR = compared.ERROR
 _MARKS = ("stopped", "interrupted")
 
 
@@ -64,6 +71,8 @@ class Transcript:
     temperature: float | None = None
     max_tokens: int | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    comparisons: list[tuple[int, list[ModelResult]]] = field(default_factory=list)
+    """Per comparison: the index in ``messages`` of the user message it answered, the results."""
 
 
 def canonical(message: ChatMessage) -> ChatMessage:
@@ -84,6 +93,8 @@ def to_json(transcript: Transcript) -> str:
         "usage": transcript.usage,
         "messages": [m.to_dict() for m in transcript.messages],
     }
+    if transcript.comparisons:
+        data["comparisons"] = compared.to_json(transcript.comparisons)
     return json.dumps(data, ensure_ascii=False, indent=1, default=str)
 
 
@@ -111,9 +122,11 @@ def from_json(text: str) -> Transcript:
             ) from exc
     system = data.get("system_prompt")
     # a leading system message (e.g. from a bare list) becomes the system prompt setting
+    shift = 0
     if messages and messages[0].role == ChatRole.SYSTEM:
         system = system or messages[0].text
-        messages = messages[1:]
+        messages, shift = messages[1:], 1
+    comparisons = compared.from_json(data.get("comparisons"), messages, shift)
     return Transcript(
         messages=messages,
         model=_setting(data, "model", str),
@@ -121,6 +134,7 @@ def from_json(text: str) -> Transcript:
         temperature=_setting(data, "temperature", int | float),
         max_tokens=_setting(data, "max_tokens", int),
         usage=_usage(data.get("usage")),
+        comparisons=comparisons,
     )
 
 
@@ -157,7 +171,9 @@ def to_markdown(transcript: Transcript) -> str:
     parts = ["# Chat transcript", " · ".join(settings)]
     if transcript.system_prompt:
         parts += _section("system", transcript.system_prompt, [], _HEADINGS["system"])
-    for message in transcript.messages:
+    blocks = compared.markdown_blocks(transcript.messages, transcript.comparisons)
+    for position, message in enumerate(transcript.messages):
+        parts += blocks.get(position, [])
         role = message.role.value
         if role not in _HEADINGS:
             continue  # tool messages: not part of a plain chat
@@ -170,6 +186,7 @@ def to_markdown(transcript: Transcript) -> str:
             parts.append(f"> [image {number}: {_image_label(image)}; in the JSON export]")
         if error := message.meta.get("error"):
             parts.append(_ERROR + str(error).replace("\n", "\n> "))
+    parts += blocks.get(len(transcript.messages), [])
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -195,12 +212,11 @@ def from_markdown(text: str) -> Transcript:
         role, marks = mark[1], [m.strip() for m in (mark[2] or "").split(",") if m.strip()]
         exact = _exact_section(text, mark)
         if exact is None:  # edited by hand, or written without lengths
-            following = _MARK.search(text, mark.end())
-            end = following.start() if following else len(text)
+            end = _next_section(text, mark.end())
             heading, body, error = _section_by_layout(text[mark.end() : end], role)
         else:
             heading, body, error, end = exact
-        mark = _MARK.search(text, end)
+        mark = _MARK.search(text, _past_comparisons(text, end))
         meta: dict[str, Any] = {}
         if role == "assistant" and (model := _model_in(heading)):
             meta["model"] = model
@@ -232,8 +248,7 @@ def _exact_section(text: str, mark: re.Match[str]) -> tuple[str, str, str | None
         return None
     body = text[body_start : body_start + length]
     after = body_start + len(body)
-    following = _MARK.search(text, after)
-    end = following.start() if following else len(text)
+    end = _next_section(text, after)
     rest = text[after:end]
     if len(body) != length or (rest and not rest.startswith("\n")):
         return None
@@ -247,6 +262,22 @@ def _exact_section(text: str, mark: re.Match[str]) -> tuple[str, str, str | None
         elif not (_PLACEHOLDER.fullmatch(part) or _FENCE_LINE.fullmatch(part)):
             return None
     return heading, body, error, end
+
+
+def _next_section(text: str, start: int) -> int:
+    """Where the next message or comparison begins (its mark line), or the end of ``text``."""
+    marks = (_MARK.search(text, start), compared.COMPARED.search(text, start))
+    return min((m.start() for m in marks if m), default=len(text))
+
+
+def _past_comparisons(text: str, position: int) -> int:
+    """``position``, moved past the comparisons that begin there: each by its length (so a
+    reply in it that looks like a message mark is not read as one), or, edited by hand, up to
+    the next mark."""
+    while mark := compared.COMPARED.match(text, position):
+        end = compared.block_end(text, mark)
+        position = _next_section(text, mark.end() if end is None else end)
+    return position
 
 
 def _section_by_layout(section: str, role: str) -> tuple[str, str, str | None]:

@@ -19,6 +19,8 @@ How it stays live and cheap:
   cancelled. ``await chat.started()`` waits for the first words, on any engine.
 - **The message box holds only what the user typed.** ``send()`` from code leaves it alone;
   Undo gives back a message typed there, and only into an empty box.
+- **Compare** sends the last user message again to other models and shows their replies side by
+  side in the history, kept apart from the conversation (``_chat_compare`` says how).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from haystack.dataclasses import ChatMessage, ChatRole, ImageContent, StreamingC
 
 from stackit_nb.images import ImageSource, to_image_content
 from stackit_nb.widgets import _chatui
+from stackit_nb.widgets._chat_compare import ChatCompareMixin
 from stackit_nb.widgets._history_html import message_html
 from stackit_nb.widgets._markdown import error_html
 from stackit_nb.widgets._transcript import Transcript, TranscriptMixin, canonical
@@ -56,8 +59,9 @@ class _Run:
         self.fingerprint: str | None = None  # which server (and engine) writes it
 
 
-class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
-    """A complete chat in a cell: history, message box, images, stop/retry/undo, settings.
+class ChatWidget(TranscriptMixin, ChatCompareMixin, _chatui.SettingsMixin, widgets.VBox):
+    """A complete chat in a cell: history, message box, images, stop/retry/undo, settings, and
+    Compare (the last message sent again to other models, their replies side by side).
 
     :param generator: Any Haystack chat generator with ``run_async`` (or ``run``); default: a
         ``STACKITChatGenerator`` for ``model``. The model picker changes the model of a
@@ -77,6 +81,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
         chat  # type, press Enter; or drive it from Python:
         reply = await chat.send("Tell me a joke.")
         chat.messages  # [system, user, assistant] as ChatMessage
+        await chat.compare(models=["openai/gpt-oss-20b"])  # side by side; in chat.comparisons
         chat.save()  # stackit-chat-YYYYMMDD-HHMMSS.json in the working directory
     """
 
@@ -98,6 +103,8 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
         self._typed: list[bool] = []  # per history entry: a message typed in the message box
         self._start_waiters: list[asyncio.Future[None]] = []  # started() calls
         self._run: _Run | None = None
+        self._compared = []  # comparisons in the history (ChatCompareMixin)
+        self._comparing = None  # the one running
         self._live: Any = None  # the streaming reply's view, while there is one
         self._display = StreamingDisplay(show=False)
         self._last_speed: tuple[float | None, float | None] = (None, None)
@@ -152,8 +159,8 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
 
     @property
     def running(self) -> bool:
-        """Whether a reply is being generated."""
-        return self._run is not None
+        """Whether a reply (or a comparison) is being generated."""
+        return self._run is not None or self._comparing is not None
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -200,8 +207,9 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
 
         Any time before the reply is filed counts, also before its first token (the reply is
         then empty). Nothing that arrives after the call is added. Without a reply being
-        generated it does nothing.
+        generated it does nothing. A comparison running stops the same way.
         """
+        self._stop_comparison()
         run = self._run
         if run is not None and not run.discarded:
             run.stopped = True
@@ -210,8 +218,9 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
 
     async def started(self) -> bool:
         """Wait until the reply being generated shows its first text (or reasoning, or tool
-        call), or has ended without any; with none being generated yet, wait for the next one
-        (e.g. just scheduled with ``asyncio.ensure_future(chat.send(...))``).
+        call; of a comparison: any column's first text), or has ended without any; with none
+        being generated yet, wait for the next one (e.g. just scheduled with
+        ``asyncio.ensure_future(chat.send(...))``).
 
         :returns: Whether the reply is still streaming, so that :meth:`stop` keeps a part.
 
@@ -223,7 +232,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
             partial = await task  # partial.meta["stopped"] is True
         """
         run = self._run
-        if run is None or not run.streaming:
+        if (run is None or not run.streaming) and not self._comparison_streaming():
             waiter = asyncio.get_running_loop().create_future()
             self._start_waiters.append(waiter)
             try:
@@ -234,11 +243,12 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
         return self.running
 
     async def wait(self) -> None:
-        """Wait until the reply being generated (if any) has ended."""
+        """Wait until the reply (or comparison) being generated, if any, has ended."""
         while (run := self._run) is not None and run.task is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(run.task)
             await asyncio.sleep(0)  # let the reply's own coroutine file its result
+        await self._wait_comparison()
 
     async def retry(self) -> ChatMessage | None:
         """Drop the last reply (stopping it if it runs) and ask again for the last message."""
@@ -290,6 +300,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             usage=dict(self.usage),
+            comparisons=self._comparison_records(),
         )
 
     def __repr__(self) -> str:
@@ -386,6 +397,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
         self._last_speed = (meta.get("time_to_first_token"), meta.get("tokens_per_second"))
 
     def _discard_running(self) -> None:
+        self._stop_comparison(discard=True)
         if self._run is not None and self._run.task is not None:
             self._run.discarded = True
             self._run.task.cancel()
@@ -406,6 +418,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
         self._entries.pop().close()
         self._typed.pop()
         message = self._history.pop()
+        self._trim_comparisons()
         self._refresh()
         return message
 
@@ -419,6 +432,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
             self.usage.update(transcript.usage)
         for message in transcript.messages:
             self._append(canonical(message))
+        self._restore_comparisons(transcript.comparisons)
 
     def _show_error(self, error: BaseException, hint: str = _RETRY_HINT) -> None:
         self.last_error = error
@@ -434,7 +448,7 @@ class ChatWidget(TranscriptMixin, _chatui.SettingsMixin, widgets.VBox):
     def _refresh(self) -> None:
         """Bring history, buttons and status line up to date (only changed values are sent)."""
         live = (self._live,) if self._live is not None else ()
-        children = (*self._entries, *live)
+        children = self._history_children(live)
         if self.ui.history.children != children:
             self.ui.history.children = children
         self.ui.show_state(self)
