@@ -25,9 +25,9 @@ from stackit_nb.local.validate import (
     RequestBody,
     StreamOptions,
     TextOrTokens,
+    chat_model_or_error,
     check_stream_options,
     check_top_logprobs,
-    model_or_404,
     text_inputs,
 )
 from stackit_nb.local.wire import dumps, usage
@@ -62,14 +62,7 @@ def prepare_completion(body: CompletionBody) -> PreparedCompletion:
     """Validate a completion request the way vLLM does, in vLLM's order."""
     check_stream_options(body.stream, body.stream_options)
     logprobs = check_top_logprobs(body.logprobs, True, "logprobs")
-    model = model_or_404(body.model)
-    if not model.supports("chat"):
-        raise APIError(
-            400,
-            f"Model `{model.id}` is an embedding model; use POST /v1/embeddings, or a chat model "
-            f"such as {catalog.ids_with('chat')[0]}.",
-            param="model",
-        )
+    model = chat_model_or_error(body.model)
     if body.suffix is not None:
         raise APIError(400, "suffix is not currently supported", param="suffix")
     inputs = text_inputs(body.prompt, "prompt")

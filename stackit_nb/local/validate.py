@@ -216,6 +216,19 @@ def model_or_404(model_id: str) -> catalog.ModelInfo:
     return model
 
 
+def chat_model_or_error(model_id: str) -> catalog.ModelInfo:
+    """The chat model ``model_id``: a 404 when it does not exist, a 400 for an embedding model."""
+    model = model_or_404(model_id)
+    if not model.supports("chat"):
+        raise APIError(
+            400,
+            f"Model `{model.id}` is an embedding model; use POST /v1/embeddings, or a chat model "
+            f"such as {catalog.ids_with('chat')[0]}.",
+            param="model",
+        )
+    return model
+
+
 def check_stream_options(stream: bool, stream_options: object) -> None:
     """vLLM's ``validate_stream_options``: options without ``stream: true`` are a 400."""
     if stream_options and not stream:
@@ -250,14 +263,7 @@ def prepare_chat(body: ChatCompletionBody) -> tuple[ChatRequest, int]:
     _check_response_format(body.response_format)
     _check_tools(body.tools or [])
     tool_choice = _check_tool_choice(body.tool_choice, body.tools, body.model_fields_set)
-    model = model_or_404(body.model)
-    if not model.supports("chat"):
-        raise APIError(
-            400,
-            f"Model `{model.id}` is an embedding model; use POST /v1/embeddings, or a chat model "
-            f"such as {catalog.ids_with('chat')[0]}.",
-            param="model",
-        )
+    model = chat_model_or_error(body.model)
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     _check_tool_calls(messages)
     images = _decode_images(model, messages)
