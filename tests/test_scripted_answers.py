@@ -367,3 +367,18 @@ def test_the_sentence_that_answers_is_chosen(
     text = chat(client, HANDBOOK + f"\nQuestion: {question}").choices[0].message.content or ""
     assert text.startswith(answer), text
     assert "showers" not in text
+
+
+@pytest.mark.parametrize("prompt", [
+    "Explain a rainbow to a child in two sentences.",
+    "Explain glaciers for kids.",
+    "Explain tides like I'm five.",
+])  # fmt: skip
+def test_a_young_audience_in_the_prompt_gets_the_simple_sentences(
+    client: openai.OpenAI, prompt: str
+) -> None:
+    young = chat(client, prompt).choices[0].message.content or ""
+    adult = chat(client, re.sub(r" (to a child|for kids|like I'm five)", "", prompt))
+    assert young != adult.choices[0].message.content
+    found = sentences(young)
+    assert sum(len(s.split()) for s in found) / len(found) <= 12, young

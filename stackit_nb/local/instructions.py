@@ -62,7 +62,7 @@ _YES_NO = re.compile(r"\b(?:answer\s+)?(?:with\s+)?yes\s+or\s+no\b|\byes/no\b", 
 _JSON = re.compile(r"\b(?:as|in|into)\s+(?:a\s+|an\s+)?(?:valid\s+)?json(?:\s+object)?\b", re.I)
 _CHILD = re.compile(
     r"\bfor\s+(?:an?\s+)?(?:\w+[\s-])?year[\s-]olds?\b|\b(?:\w+[\s-])?year[\s-]olds?\b|"
-    r"\bfor\s+(?:a\s+)?(?:kids?|child|children|beginners?|a\s+beginner)\b|"
+    r"\b(?:for|to)\s+(?:an?\s+)?(?:kids?|child|children|beginners?|small\s+children)\b|"
     r"\blike\s+i'?m\s+(?:five|5|a\s+child)\b|\beli5\b|\bsimple\s+words\b|\bfor\s+kids\b",
     re.IGNORECASE,
 )
