@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 KEY_VAR = "STACKIT_API_KEY"
 URL_VAR = "STACKIT_API_BASE_URL"
@@ -20,22 +21,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     stop = _stop_signals()
     try:
+        cassette = _cassette_options(args)
         srv = LocalSTACKIT(
             host=args.host,
             port=args.port,
             api_key=args.api_key,
-            engine=args.engine,
+            engine=cassette.pop("engine", args.engine),
             ttft=args.ttft,
             tokens_per_second=args.tokens_per_second,
             allow_remote=args.allow_remote,
             log_level="info" if args.verbose else "warning",
+            **cassette,
         )
         srv.start()
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"stackit-nb serve: {exc}", file=sys.stderr)
         return 2
     print(f"Local STACKIT-compatible server on {srv.url} (engine: {srv.engine}). Ctrl+C stops it.")
-    print(f"  {describe_choice(args.engine, srv.engine)}")
+    print(f"  {srv.front.describe() if srv.front else describe_choice(args.engine, srv.engine)}")
     print("Point clients at it with:")
     print(f"  export {URL_VAR}={srv.url}")
     print(f"  export {KEY_VAR}={srv.api_key}   # a local token, not a STACKIT key")
@@ -44,6 +47,23 @@ def _serve(args: argparse.Namespace) -> int:
     srv.stop()
     print("stopped.")
     return 0
+
+
+def _cassette_options(args: argparse.Namespace) -> dict[str, Any]:
+    """LocalSTACKIT's recording or replay arguments from --upstream/--record or --cassette."""
+    if args.cassette and (args.upstream or args.record):
+        raise ValueError("--cassette replays; --upstream with --record records: pick one")
+    if args.upstream or args.record:
+        return {"upstream": args.upstream, "record": args.record}
+    if args.cassette:
+        fallback = None if args.fallback == "none" else args.fallback
+        return {
+            "engine": "replay",
+            "cassette": args.cassette,
+            "fallback": fallback,
+            "pace": args.pace,
+        }
+    return {}
 
 
 def _stop_signals() -> threading.Event:
@@ -247,6 +267,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-remote", action="store_true", help="allow binding a non-loopback address"
     )
     serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.add_argument(
+        "--upstream",
+        default=None,
+        help="with --record: forward every request to this OpenAI-compatible URL (with "
+        "$STACKIT_API_KEY) and record it",
+    )
+    serve.add_argument("--record", default=None, help="the cassette to record to (JSON Lines)")
+    serve.add_argument(
+        "--cassette", default=None, help="replay this cassette (no key, no network needed)"
+    )
+    serve.add_argument(
+        "--fallback",
+        default="scripted",
+        help="with --cassette: the engine for requests it does not hold: scripted (default), "
+        "smollm2, or none (a 404 naming the closest recorded request)",
+    )
+    serve.add_argument(
+        "--pace",
+        choices=("recorded", "fast"),
+        default="recorded",
+        help="with --cassette: stream at the recorded timing (default) or at once",
+    )
     serve.set_defaults(run=_serve)
 
     from stackit_nb.lab import ORIGINALS, WORKDIR

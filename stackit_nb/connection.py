@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackit_nb._common import API_KEY_ENV, BASE_URL_ENV, is_local_url, resolve_base_url
@@ -39,7 +40,9 @@ class Connection:
     :param detail: How it was chosen, e.g. ``"scripted engine"`` or ``"key from STACKIT_API_KEY"``.
     :param server: The server ``connect()`` started, if it started one.
     :param engine: The local server's engine (``"scripted"``, ``"smollm2"``), also for a server
-        found through ``STACKIT_API_BASE_URL``; ``None`` for STACKIT or a server that does not say.
+        found through ``STACKIT_API_BASE_URL``; ``None`` for STACKIT or a server that does not say;
+        ``"record"`` or ``"replay"`` with a cassette.
+    :param cassette: The cassette recorded or replayed (``connect(cassette=...)``), if any.
     """
 
     backend: str
@@ -47,6 +50,7 @@ class Connection:
     detail: str
     server: LocalSTACKIT | None = None
     engine: str | None = None
+    cassette: str | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
     _set_env: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -54,6 +58,16 @@ class Connection:
     def line(self) -> str:
         """The one line ``connect()`` prints (never contains the key)."""
         where = f"{self.url} ({self.detail})"
+        if self.engine == "record":
+            return (
+                f"stackit_nb: {API_KEY_ENV} set - recording to {self.cassette}: requests go to "
+                f"{self.detail} through a local recording proxy at {self.url}"
+            )
+        if self.engine == "replay":
+            return (
+                f"stackit_nb: no {API_KEY_ENV} set - replaying {self.cassette} on a local "
+                f"STACKIT-compatible server at {self.url} ({self.detail})"
+            )
         if self.backend == "stackit":
             return f"stackit_nb: using STACKIT at {where}"
         if self.server is not None and self._saved_env.get(API_KEY_ENV) is None:
@@ -120,7 +134,9 @@ class Connection:
         return text
 
 
-def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
+def connect(
+    *, engine: str = "auto", quiet: bool = False, cassette: str | Path | None = None
+) -> Connection:
     """Pick the backend for this process and say which, in one printed line.
 
     - ``STACKIT_API_KEY`` set: use STACKIT (or, when ``STACKIT_API_BASE_URL`` points to this
@@ -140,6 +156,12 @@ def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
         found server does not run starts a local server of its own; asking for another engine
         than the one started restarts it. The line says which engine answers.
     :param quiet: Do not print the line.
+    :param cassette: A cassette file (JSON Lines, see :mod:`stackit_nb.local.cassette`). With
+        ``STACKIT_API_KEY`` set, a local recording proxy in front of STACKIT (or of the server
+        ``STACKIT_API_BASE_URL`` names) records every request and its response to it, errors
+        and 429s included; without a key, a local server replays it, and ``engine`` answers the
+        requests it does not hold. Every component, widget and the batch runner go through it
+        unchanged. The line says whether it records or replays.
     :returns: A :class:`Connection` (``.backend``, ``.url``, ``.engine``, ``.stop()``).
 
     Example::
@@ -149,18 +171,21 @@ def connect(*, engine: str = "auto", quiet: bool = False) -> Connection:
         conn = stackit_nb.connect()
         conn.backend  # "stackit" or "local"
         stackit_nb.connect(engine="smollm2")  # the real small model, once installed
+        stackit_nb.connect(cassette="cassettes/lesson.jsonl")  # record with a key, else replay
     """
     global _current
+    wanted = None if cassette is None else str(cassette)
     with _lock:
         current = _current
-    if current is not None and not (_still_valid(current) and _runs(current, engine)):
+    fits = current is not None and current.cassette == wanted
+    if current is not None and not (fits and _still_valid(current) and _runs(current, engine)):
         # e.g. the user set their own key since: this connection's server and the variables
         # it set go (theirs stay), so the key is never sent to a server chosen without it
         current.stop()
         current = None
     with _lock:
         if current is None:
-            current = _current = _choose(engine)
+            current = _current = _choose(engine) if wanted is None else _cassette(wanted, engine)
     if not quiet:
         print(current.line, flush=True)
     return current
@@ -181,6 +206,8 @@ def _runs(conn: Connection, engine: str) -> bool:
     """Whether ``conn`` serves what ``connect(engine=engine)`` asks for."""
     if conn.backend != "local" or (engine == "auto" and conn.server is None):
         return True  # STACKIT, or a server someone else started: used whatever it runs
+    if conn.cassette is not None:
+        return True  # recording or replaying it (connect() has checked it is the same one)
     return conn.engine == _resolve(engine)
 
 
@@ -210,6 +237,39 @@ def _choose(engine: str) -> Connection:
         detail += f", as asked; the server at {saved[BASE_URL_ENV]} runs {found}"
     return Connection(
         "local", server.url, detail, server=server, engine=engine, _saved_env=saved, _set_env=ours
+    )
+
+
+def _cassette(cassette: str, engine: str) -> Connection:
+    """Record ``cassette`` through a local proxy when a key is set, else replay it."""
+    from stackit_nb.local import LocalSTACKIT
+    from stackit_nb.local.replaying import Replayer
+
+    key = os.environ.get(API_KEY_ENV)
+    if key:
+        upstream = resolve_base_url(None)
+        server = LocalSTACKIT(upstream=upstream, record=cassette, upstream_api_key=key).start()
+        backend = "local" if is_local_url(upstream) else "stackit"
+        where = "STACKIT" if backend == "stackit" else "the server"
+        detail = f"{where} at {upstream}"
+    else:
+        fallback = _resolve(engine)
+        server = LocalSTACKIT(engine="replay", cassette=cassette, fallback=fallback).start()
+        held = server.front.held() if isinstance(server.front, Replayer) else "?"
+        backend = "local"
+        detail = f"{held}; what it does not hold, the {fallback} engine answers"
+    ours = {BASE_URL_ENV: server.url, API_KEY_ENV: server.api_key}
+    saved = {name: os.environ.get(name) for name in ours}
+    os.environ.update(ours)
+    return Connection(
+        backend,
+        server.url,
+        detail,
+        server=server,
+        engine=server.engine,
+        cassette=cassette,
+        _saved_env=saved,
+        _set_env=ours,
     )
 
 

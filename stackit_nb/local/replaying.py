@@ -4,7 +4,9 @@ A request the cassette holds gets its recorded status, headers and body, or its 
 event by event, at the recorded pace (``pace="recorded"``) or at once (``pace="fast"``); a
 stream the endpoint broke off is broken off again. A request it does not hold goes to the
 fallback engine's routes (``fallback="scripted"``), or, with ``fallback=None``, gets a 404 that
-names the cassette and the closest recorded request.
+names the cassette and the closest recorded request. The model list is never refused: unless it
+was recorded, the local catalog answers, so that a client explaining the 404 (``stackit_nb``'s
+components look the model up) does not call a recorded model unavailable.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ class Replayer:
             if self.fallback
             else "requests it does not hold get a 404"
         )
-        return (
-            f"replaying {self.cassette} ({len(self.engine)} recorded responses, "
-            f"{self.pace} pace); {rest}"
-        )
+        return f"replaying {self.cassette} ({self.held()}, {self.pace} pace); {rest}"
+
+    def held(self) -> str:
+        """``"N recorded responses"``."""
+        count = len(self.engine)
+        return f"{count} recorded response{'' if count == 1 else 's'}"
 
     def wrap(self, app: ASGIApp, reply: ErrorReply) -> ASGIApp:
         async def front(scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +69,7 @@ class Replayer:
             exchange = self.engine.answer(method, where, body)
             if exchange is not None:
                 await self._send(exchange.response, send, arrived)
-            elif self.fallback is not None:
+            elif self.fallback is not None or _lists_models(method, where):
                 await app(scope, fronts.replaying(body, receive), send)
             else:
                 refusal = reply(404, self.engine.no_match(method, where, body))
@@ -96,3 +100,7 @@ class Replayer:
         """At the recorded pace, wait until ``due``; at the fast pace, only let others run."""
         left = due - loop.time() if self.pace == "recorded" else 0.0
         await wait(self.settings, max(left, 0.0))
+
+
+def _lists_models(method: str, where: str) -> bool:
+    return method == "GET" and where.split("?")[0].startswith("/v1/models")
