@@ -381,4 +381,4 @@ def test_a_young_audience_in_the_prompt_gets_the_simple_sentences(
     adult = chat(client, re.sub(r" (to a child|for kids|like I'm five)", "", prompt))
     assert young != adult.choices[0].message.content
     found = sentences(young)
-    assert sum(len(s.split()) for s in found) / len(found) <= 12, young
+    assert sum(len(s.split()) for s in found) / len(found) <= 14, young
