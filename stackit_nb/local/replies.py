@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
-from stackit_nb.local import compose, facts, grounding, knowledge, prose, toolcall
+from stackit_nb.local import compose, fact_answers, facts, grounding, knowledge, prose, toolcall
 from stackit_nb.local.catalog import ModelInfo
 from stackit_nb.local.engines.interface import ChatRequest, text_of
 from stackit_nb.local.instructions import Instructions
@@ -87,7 +87,6 @@ _WHAT_I_DO = (
     "embeddings, rate limits and more), describe some cities, tell jokes and do single sums; "
     "for anything else, set STACKIT_API_KEY and the same code asks a real model."
 )
-_DESCRIBE_CITY = re.compile(r"\b(?:describe|tell me about|what is|about)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -334,16 +333,7 @@ def _unknown(reading: Reading) -> Draft:
 
 
 def _unknown_material(reading: Reading) -> compose.Material:
-    about = reading.subject()
-    if about == "this question":
-        first = "The local scripted engine cannot answer this from its small fact table"
-    else:
-        first = f"The local scripted engine has no facts about {about} in its small table"
-    sentences = [
-        f"{first}, so it will not guess.",
-        "With STACKIT_API_KEY set, the same code asks a real model.",
-    ]
-    return compose.Material(sentences, about)
+    return fact_answers.unknown(reading.subject())
 
 
 def _material(reading: Reading) -> compose.Material | None:
@@ -353,7 +343,7 @@ def _material(reading: Reading) -> compose.Material | None:
     earlier = _earlier_user_texts(reading)
     if knowledge.topic(text) is None and knowledge.city(text) is None and follow_up and earlier:
         text = f"{earlier[-1]} {text}"
-    material = _city_material(text) or _recipe_material(text) or _topic_material(text)
+    material = fact_answers.for_text(text)
     if material is not None and follow_up and earlier:
         said = " ".join(
             text_of(m.get("content")) for m in reading.messages if m.get("role") == "assistant"
@@ -369,56 +359,6 @@ def _material(reading: Reading) -> compose.Material | None:
 def _earlier_user_texts(reading: Reading) -> list[str]:
     index, _ = reading.request.last_user()
     return [text_of(m.get("content")) for m in reading.messages[:index] if m.get("role") == "user"]
-
-
-def _topic_material(text: str) -> compose.Material | None:
-    topic = knowledge.topic(text)
-    if topic is None:
-        return None
-    return compose.Material(
-        list(topic.sentences), topic.name, list(topic.simple), list(topic.points), topic.gist,
-        topic.word,
-    )  # fmt: skip
-
-
-def _city_material(text: str) -> compose.Material | None:
-    city = knowledge.city(text)
-    # "Explain the tides in Hamburg" is about tides; "Describe Hamburg" is about the city.
-    if city is None or (knowledge.topic(text) is not None and not _DESCRIBE_CITY.search(text)):
-        return None
-    role = f"the capital of {city.country}" if city.capital else f"a city in {city.country}"
-    millions = city.population / 1_000_000
-    size = f"{millions:.1f} million" if millions >= 1 else f"{city.population // 1000:,} thousand"
-    sights = ", ".join(city.sights[:-1]) + " and " + city.sights[-1]
-    sentences = [
-        f"{city.name} is {role}, with about {size} inhabitants.",
-        f"Its best-known sights include {sights}.",
-        f"The main language is {city.language}, and the currency is the {city.currency}.",
-    ]
-    points = [f"Sight: {s[:1].upper() + s[1:]}" for s in city.sights]
-    simple = [
-        f"{city.name} is a big city in {city.country}.",
-        f"Many people visit it to see the {city.sights[0]}.",
-    ]
-    gist = f"{city.name}, {role}."
-    return compose.Material(sentences, city.name, simple, points, gist, city.name)
-
-
-def _recipe_material(text: str) -> compose.Material | None:
-    dish = knowledge.recipe(text)
-    if dish is None:
-        return None
-    ingredients = ", ".join(dish.ingredients[:-1]) + " and " + dish.ingredients[-1]
-    sentences = [
-        f"You need {ingredients} for {dish.servings} serving{'' if dish.servings == 1 else 's'} "
-        f"of {dish.title.lower()}.",
-        *dish.steps,
-        f"All in all, this takes about {dish.minutes} minutes.",
-    ]
-    return compose.Material(
-        sentences, dish.title.lower(), points=list(dish.steps), gist=dish.steps[0],
-        word=dish.title, steps=True,
-    )  # fmt: skip
 
 
 def _number(text: str) -> int:
