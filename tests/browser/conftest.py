@@ -32,6 +32,18 @@ NOTEBOOKS = REPO / "notebooks"
 SERVER_DEFAULTS = {"ttft": 0.0, "tokens_per_second": None}
 
 
+def kernel_env(server: LocalSTACKIT) -> dict[str, str]:
+    """The environment of a Jupyter server whose kernels talk to ``server``."""
+    return {
+        # what connect() finds: "a local STACKIT-compatible server", no key, no network
+        "STACKIT_API_KEY": server.api_key,
+        "STACKIT_API_BASE_URL": server.url,
+        # kernels must stay on the deterministic engine, whatever is installed
+        "STACKIT_NB_ENGINE": "scripted",
+        "HAYSTACK_TELEMETRY_ENABLED": "False",
+    }
+
+
 @pytest.fixture(scope="package")
 def stackit_server() -> Iterator[LocalSTACKIT]:
     """The local STACKIT-compatible server the notebooks' kernels talk to (scripted engine)."""
@@ -52,15 +64,7 @@ def jupyter_lab(
             copy_without_outputs(path, root / path.name)
         elif path.is_file():
             shutil.copy2(path, root / path.name)  # what the tutorials read, e.g. apple.jpg
-    env = {
-        # what connect() finds: "a local STACKIT-compatible server", no key, no network
-        "STACKIT_API_KEY": stackit_server.api_key,
-        "STACKIT_API_BASE_URL": stackit_server.url,
-        # kernels must stay on the deterministic engine, whatever is installed
-        "STACKIT_NB_ENGINE": "scripted",
-        "HAYSTACK_TELEMETRY_ENABLED": "False",
-    }
-    lab = JupyterLab(root=root, home=home, env=env)
+    lab = JupyterLab(root=root, home=home, env=kernel_env(stackit_server))
     try:
         yield lab.start()
     finally:

@@ -136,11 +136,14 @@ class JupyterLab:
     :param root: The folder it serves (a temporary copy of the notebooks).
     :param home: A temporary folder for its config, data, runtime and settings folders.
     :param env: Extra environment for JupyterLab and its kernels (the local server's URL, key).
+    :param app: ``"lab"``, or ``"notebook"`` for Jupyter Notebook 7 (built on JupyterLab's
+        parts: the same settings, server extensions and quiet flags apply).
     """
 
     root: Path
     home: Path
     env: Mapping[str, str]
+    app: str = "lab"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -167,7 +170,7 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values), encoding="utf-8")
         command = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            sys.executable, "-m", "jupyter", self.app, "--no-browser",
             "--ip=127.0.0.1", f"--port={self.port}", f"--ServerApp.root_dir={self.root}",
             "--IdentityProvider.token=", "--ServerApp.password=", *LAB_FLAGS,
         ]  # fmt: skip
