@@ -9,7 +9,8 @@ the few characters a front end needs: for each section, how much of what it alre
 keep, what to append, and how much of the result is now frozen.
 
 Model text is untrusted: it becomes HTML through :func:`render_markdown` (raw HTML shown as
-text, harmful links dropped, remote images shown as links: see ``_safe_markdown``).
+text, harmful links dropped, remote images shown as links, code highlighted, formulas typeset:
+see ``_safe_markdown``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from typing import Any, Literal
 from haystack.dataclasses import StreamingChunk
 
 from stackit_nb._streaming import model_label
+from stackit_nb.widgets._code_highlight import with_code_style
 from stackit_nb.widgets._safe_markdown import render_markdown
+from stackit_nb.widgets._saved_markdown import SavedSection, reply_markdown
+from stackit_nb.widgets._typeset_math import IGNORE_CLASSES, for_page_typesetter
 
 SectionKind = Literal["text", "reasoning", "tool_call", "tool_result"]
 
@@ -248,7 +252,7 @@ class _SectionRenderer:
         if section.closed:
             done += self.blocks.close()
         self.frozen += [render_markdown(block) for block in done]
-        self.open_html = render_markdown(self.blocks.open)
+        self.open_html = render_markdown(self.blocks.open, growing=True)
 
     def body(self) -> str:
         """The whole body HTML as it is now (for the static view)."""
@@ -316,7 +320,8 @@ class HtmlDiff:
 
     def static_html(self, sections: list[Section], footer: str, error: str) -> str:
         """The whole reply as one self-contained HTML fragment (for saved notebooks)."""
-        parts = ['<div class="snb-reply">']
+        # a page typesetter (MathJax) leaves the reply alone: "$5 and $10" is not a formula
+        parts = [f'<div class="snb-reply {IGNORE_CLASSES}">']
         for number, section in enumerate(sections):
             if number == len(self._renderers):
                 self._renderers.append(_SectionRenderer(section))
@@ -443,15 +448,22 @@ class Reply:
         return self.diff.ops(self.sections, footer_html(*self.facts(final)), error)
 
     def static_bundle(self) -> dict[str, str]:
-        """The finished reply as plain outputs: ``text/html`` (all of it) and ``text/plain``."""
+        """The finished reply as plain outputs: ``text/html`` (all of it; formulas for the
+        page's own typesetter), ``text/markdown`` (see ``_saved_markdown``) and ``text/plain``."""
         error = error_html(self.error) if self.error else ""
-        page = self.diff.static_html(self.sections, footer_html(*self.facts(True)), error)
+        facts, timing, finish = self.facts(True)
+        page = self.diff.static_html(self.sections, footer_html(facts, timing, finish), error)
+        saved = [SavedSection(s.kind, s.label, s.text, s.failed) for s in self.sections]
         plain = self.text_of("text")
         if len(plain) > _PLAIN_LIMIT:  # the HTML has it all; do not send the reply twice
             rest = len(plain) - _PLAIN_LIMIT
             plain = f"{plain[:_PLAIN_LIMIT]}… [{rest:,} more characters in the HTML view]"
         plain += f"\n\n[error] {self.error}" if self.error else ""
-        return {"text/html": page, "text/plain": plain}
+        return {
+            "text/html": with_code_style(for_page_typesetter(page)),
+            "text/markdown": reply_markdown(saved, facts, finish, self.error),
+            "text/plain": plain,
+        }
 
 
 def error_html(message: str) -> str:

@@ -67,6 +67,7 @@ from typing import Any, TextIO
 from haystack.dataclasses import StreamingChunk
 
 from stackit_nb._terminal import printable
+from stackit_nb.widgets._code_highlight import CODE_CSS, COPY_BUTTON_CSS
 from stackit_nb.widgets._markdown import Reply
 from stackit_nb.widgets._safe_markdown import render_markdown
 
@@ -122,8 +123,16 @@ def _view_class() -> type:
     render_markdown("*warm*")  # mistune compiles its rules on first use: not at the first token
 
     class StreamView(anywidget.AnyWidget):  # type: ignore[misc]
-        _esm = Path(__file__).with_name("stream.js").read_text(encoding="utf-8")
-        _css = ".snb-live.snb-waiting::before{content:'…';color:var(--jp-ui-font-color2,#757575)}"
+        # code_copy.js: the Copy buttons of code blocks anywhere on the page (saved copies too)
+        _esm = "".join(
+            Path(__file__).with_name(name).read_text(encoding="utf-8")
+            for name in ("code_copy.js", "stream.js")
+        )
+        _css = (
+            ".snb-live.snb-waiting::before{content:'…';color:var(--jp-ui-font-color2,#757575)}"
+            + CODE_CSS
+            + COPY_BUTTON_CSS
+        )
         # anywidget hands initialize() and each render() a different wrapper of the model, so
         # the front end finds a model's state by this key rather than by the model object
         _key = traitlets.Unicode().tag(sync=True)
