@@ -204,12 +204,14 @@ def highlighted(code: str, language: str | None) -> str:
         return html.escape(code, quote=False)
     parts: list[str] = []
     run_class, run = "", ""
-    for token, value in lexer.get_tokens(code):
+    # lexers read a comment or a string on the last line to its newline: give them one
+    for token, value in lexer.get_tokens(code + "\n"):
         name = _class(token) if value.strip() else run_class  # spaces join the run around them
         if name != run_class and run:
             parts.append(_span(run_class, run))
             run = ""
         run_class, run = name, run + value
+    run = run.removesuffix("\n")
     if run:
         parts.append(_span(run_class, run))
     return "".join(parts)
@@ -230,7 +232,10 @@ def code_block_html(code: str, info: str | None, *, guess: bool = True) -> str:
     """
     code = code.removesuffix("\n")
     named = (info or "").split(maxsplit=1)[0].lower() if (info or "").strip() else ""
-    language = None if named in _PLAIN else named or (guess_language(code) if guess else None)
+    if named:
+        language = None if named in _PLAIN else named
+    else:
+        language = guess_language(code) if guess else None
     label = language or named or "text"
     body = highlighted(code, language)
     css_class = f' class="language-{html.escape(language)}"' if language else ""
