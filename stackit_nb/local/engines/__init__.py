@@ -2,6 +2,10 @@
 
 - ``scripted`` (:mod:`.scripted`): deterministic replies shaped like the prompt, no model.
 - ``smollm2`` (:mod:`.smollm2`): a real small model through llama.cpp, when installed.
+- ``replay`` (:mod:`.replay`): the responses recorded in a cassette. It answers whole HTTP
+  exchanges (errors included, byte for byte), so the server runs it in front of the routes
+  (:mod:`stackit_nb.local.replaying`) rather than through this registry; what it does not hold
+  goes to one of the engines above.
 
 The interface types (:class:`ChatRequest`, :class:`Choice`, :class:`Prompt`, :class:`Piece`,
 :class:`LiveEngine`) live in :mod:`.interface`, which the engines import; this module only adds
