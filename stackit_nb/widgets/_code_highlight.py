@@ -95,17 +95,19 @@ _COLOURS = {
 }
 
 #: The code box's stylesheet: in the widget front end, and once in a saved copy that has code.
-#: ``div.snb-code pre`` outranks JupyterLab's own ``.jp-RenderedHTMLCommon pre``.
+#: ``.snb-code.snb-code pre`` outranks JupyterLab's own
+#: ``.jp-ThemedContainer .jp-RenderedHTMLCommon pre`` (padding, background).
 CODE_CSS = (
     f"div.{CODE_CLASS}{{margin:.5em 0;border:1px solid var(--jp-border-color2,#e0e0e0);"
     "border-radius:4px;overflow:hidden}"
     f"div.{CODE_CLASS}>div{{display:flex;justify-content:space-between;align-items:center;"
     "padding:.15em .6em;font-family:var(--jp-ui-font-family,sans-serif);font-size:.8em;"
     "color:var(--jp-ui-font-color2,#616161);background:var(--jp-layout-color2,#eee)}"
-    f"div.{CODE_CLASS} pre{{margin:0;padding:.5em .75em;overflow-x:auto;line-height:1.4;"
+    f"div.{CODE_CLASS}.{CODE_CLASS} pre{{margin:0;padding:.5em .75em;overflow-x:auto;"
+    "line-height:1.4;"
     "background:var(--jp-cell-editor-background,#f7f7f7);"
     "color:var(--jp-content-font-color1,#212121)}"
-    f"div.{CODE_CLASS} pre code{{background:none;padding:0}}"
+    f"div.{CODE_CLASS}.{CODE_CLASS} pre code{{background:none;padding:0;border:0}}"
     f".{COPY_CLASS}{{font:inherit;cursor:pointer;padding:0 .5em;border-radius:3px;color:inherit;"
     "background:transparent;border:1px solid var(--jp-border-color1,#bdbdbd)}"
     + "".join(
