@@ -64,6 +64,8 @@ def jupyter_lab(
             copy_without_outputs(path, root / path.name)
         elif path.is_file():
             shutil.copy2(path, root / path.name)  # what the tutorials read, e.g. apple.jpg
+        elif path.is_dir() and not path.name.startswith((".", "__")):  # e.g. 07's handbook/
+            shutil.copytree(path, root / path.name)
     lab = JupyterLab(root=root, home=home, env=kernel_env(stackit_server))
     try:
         yield lab.start()

@@ -63,8 +63,12 @@ def test_the_grid_streams_every_column_then_keeps_a_static_copy(
     states: list[dict[str, Any]] = notebook.page.evaluate("window.__compareStates")
 
     assert list(texts) == MODELS[:2]
-    live = [s["columns"] for s in states if s["columns"]]  # once the columns are drawn
-    assert live and all(len(c) == 3 for c in live)
+    # Once all three columns are drawn (the page may add them one by one, and the observer can
+    # see the grid in between: only a slow machine shows that, so it is not an error).
+    drawn = [s["columns"] for s in states if s["columns"]]
+    assert all(len(c) <= 3 for c in drawn)
+    live = [c for c in drawn if len(c) == 3]
+    assert live
     # both answering columns grew at the same time: a state with both partly written
     partial = [c for c in live if 0 < c[0] < len(texts[MODELS[0]]) and c[1] > 0]
     assert len(partial) >= 3, live
