@@ -181,3 +181,18 @@ def test_bad_input_says_what_to_do(
 ) -> None:
     with pytest.raises(error, match=re.escape(message)):
         call()  # type: ignore[operator]
+
+
+def test_the_static_copy_brings_its_code_colours() -> None:
+    """A saved comparison shows code boxes without a widget front end: their stylesheet is in
+    the copy itself, once."""
+    from haystack.dataclasses import ChatMessage
+
+    from stackit_nb._comparison_results import ModelResult
+    from stackit_nb.widgets._code_highlight import CODE_CSS
+    from stackit_nb.widgets.compare import static_grid_html
+
+    reply = ChatMessage.from_assistant("```python\nprint(1)\n```")
+    result = ModelResult(model="m", reply=reply, finish_reason="stop")
+    page = static_grid_html([result], "")
+    assert page.count(CODE_CSS) == 1 and "print" in page

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from stackit_nb.widgets._code_highlight import with_code_style
 from stackit_nb.widgets._markdown import error_html, footer_html
 from stackit_nb.widgets._safe_markdown import render_markdown
 from stackit_nb.widgets.stream import MessageBudget, StreamingDisplay
@@ -135,7 +136,8 @@ def static_grid_html(results: Sequence[Any], table_html: str) -> str:
         f"<td style='vertical-align:top;text-align:left'>{_column_html(r)}</td>" for r in asked
     )
     skipped = _skipped_html({r.model: r.skipped for r in results if r.skipped is not None})
-    return (
+    # A saved copy has no widget front end to bring the code boxes' colours: they come along.
+    return with_code_style(
         f'<div class="snb-compare-static"><table><tr>{head}</tr><tr>{cells}</tr></table>'
         f"{skipped}{table_html}</div>"
     )
