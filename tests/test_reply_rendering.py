@@ -146,7 +146,7 @@ def test_saved_copy_hands_math_to_the_page_and_keeps_a_markdown_form() -> None:
     assert "$E = mc^2$" in markdown and "$$\n\\int_0^1 x^2\\,dx = \\frac{1}{3}\n$$" in markdown
     assert "costs &#36;5 and &#36;10" in markdown
     assert "| 1 | $x$ |" in markdown
-    assert markdown.endswith("*m · 1 chunks · finish: stop*\n")  # facts, no timings
+    assert markdown.endswith("*m · 1 chunk of text · finish: stop*\n")  # facts, no timings
     rendered = mistune.create_markdown(escape=False, plugins=["table"])(markdown)
     assert "<img" not in rendered and "<script" not in rendered
     assert "javascript:" not in rendered and f'href="{LEAK}"' in rendered

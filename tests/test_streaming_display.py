@@ -313,7 +313,7 @@ def test_streams_from_the_local_server(kernel: KernelSession) -> None:
     assert len(first) > 5_000
     one, two = static_outputs(run)
     assert one["data"]["text/plain"].startswith(first[:1000])
-    assert "2,000 chunks" in one["data"]["text/html"]  # no usage without stream_options
+    assert "2,000 chunks of text" in one["data"]["text/html"]  # no usage without stream_options
     assert "finish: stop" in one["data"]["text/html"]
     assert two["data"]["text/plain"].startswith(second[:1000])
     assert "tokens in · 300 out" in two["data"]["text/html"]

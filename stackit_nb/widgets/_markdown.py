@@ -434,7 +434,9 @@ class Reply:
         if self.has_usage:
             facts.append(f"{self.tokens_in:,} tokens in · {self.tokens_out:,} out")
         elif self.visible_chunks:
-            facts.append(f"{self.visible_chunks:,} chunks")
+            # Chunks that brought text: a stream also has chunks without (its first, its last).
+            n = self.visible_chunks
+            facts.append(f"{n:,} chunk{'' if n == 1 else 's'} of text")
         span = (self.last or 0.0) - (self.first or 0.0)
         if span > 0:
             count = self.tokens_out if self.has_usage else self.visible_chunks
