@@ -465,3 +465,19 @@ def test_our_generator_does_not_trip_where_haystacks_does(server: LocalSTACKIT) 
     )
     with pytest.raises(openai.BadRequestError, match="Stream options can only be defined"):
         theirs.run([ChatMessage.from_user("Tell me a joke.")])
+
+
+def test_stop_reason_names_the_stop_string_that_ended_the_reply(srv: LocalSTACKIT) -> None:
+    """vLLM's ``stop_reason``: the stop string (the earliest in the text) that ended the reply."""
+    body = ask(stop=["glacier", "ice"])
+    body["messages"] = [{"role": "user", "content": "Explain glaciers."}]
+    plain = post(srv, "/v1/chat/completions", body).json()["choices"][0]
+    assert plain["finish_reason"] == "stop" and plain["stop_reason"] == "glacier"
+    assert plain["message"]["content"] == "A "
+    streamed = post(srv, "/v1/chat/completions", {**body, "stream": True}).text
+    finals = [
+        json.loads(line[6:])["choices"][0]
+        for line in streamed.splitlines()
+        if line.startswith("data: {") and '"finish_reason":"stop"' in line.replace(" ", "")
+    ]
+    assert [c["stop_reason"] for c in finals] == ["glacier"]

@@ -60,10 +60,14 @@ class ScriptedEngine:
         """Apply stop strings, then max_tokens (reasoning spends the budget first, like vLLM)."""
         content, calls = draft.content, draft.tool_calls
         finish = "tool_calls" if calls else "stop"
+        stop_reason = None  # vLLM's: the stop string that ended the reply
         if content is not None and request.stop:
-            cuts = [content.find(s) for s in request.stop if s and s in content]
+            cuts = [
+                (content.find(s), i, s) for i, s in enumerate(request.stop) if s and s in content
+            ]
             if cuts:
-                content = content[: min(cuts)]
+                at, _, stop_reason = min(cuts)
+                content = content[:at]
         call_text = "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
         limit = request.max_tokens
         if limit is not None:
@@ -81,9 +85,11 @@ class ScriptedEngine:
                 content, calls, finish = truncate_tokens(raw, limit - spent), [], "length"
             elif content is not None and count_tokens(content) > limit - spent:
                 content, finish = truncate_tokens(content, limit - spent), "length"
+        if finish != "stop":
+            stop_reason = None  # the length limit, not the stop string, ended it
         call_tokens = count_tokens(call_text) if calls else 0
         used = count_tokens(thinking or "") + count_tokens(content or "") + call_tokens
-        return Choice(index, content, thinking, calls, finish, used)
+        return Choice(index, content, thinking, calls, finish, used, stop_reason=stop_reason)
 
     # ---- embeddings ---------------------------------------------------------------------------
 
