@@ -2,9 +2,10 @@
 
 A terminal obeys control characters in what it prints: escape sequences in a reply (which a
 prompt injection can plant) can set the window title, clear the screen, fake a hyperlink (OSC 8)
-or write the clipboard (OSC 52). :func:`printable` removes every control character except
-newline and tab, and whole escape sequences where they are complete, so what a reply says is
-shown as text and nothing else.
+or write the clipboard (OSC 52), and bidirectional overrides can make it show text in another order
+than it has. :func:`printable` removes every control character except newline and tab, those
+overrides, and whole escape sequences where they are complete, so what a reply says is shown as
+text and nothing else.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import re
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -~])"
 )
-# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI in some terminals)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI in some terminals);
+# and Unicode's bidirectional embeddings, overrides and isolates, which make a terminal show text
+# in another order than it has ("Trojan Source": a command that reads as harmless but is not).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:

@@ -52,6 +52,13 @@ def run_chat(stub: StubEndpoint) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
+def test_printable_drops_bidirectional_overrides() -> None:
+    """A right-to-left override makes a terminal show "rm -rf ~ #" reversed into something that
+    reads harmless; printed, the text keeps the order it has."""
+    hostile = "echo safe \u202e~ fr- mr\u202c \u2066x\u2069 done \u05e9\u05dc\u05d5\u05dd"
+    assert printable(hostile) == "echo safe ~ fr- mr x done \u05e9\u05dc\u05d5\u05dd"
+
+
 def test_cli_chat_prints_reply_and_reasoning_as_text(stub: StubEndpoint) -> None:
     stub.stream_reply(HOSTILE, reasoning=[f"thinking {TITLE}", CLIPBOARD])
     run = run_chat(stub)
