@@ -159,6 +159,8 @@ def _execute(path: Path) -> tuple[Path, int]:
 def test_notebooks_run_with_the_key_and_keep_no_trace_of_it(
     canary: LocalSTACKIT, tmp_path: Path
 ) -> None:
+    # Every tutorial, one after another in one test (30-40 s): the canary key must stay out of
+    # all of them, and one server with one key serves them all.
     work = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, work)
     notebooks = sorted(work.glob("*.ipynb"))

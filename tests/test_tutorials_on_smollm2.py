@@ -8,6 +8,8 @@ print is compared: what the lesson states as a fact about the toolkit (a stream 
 a stopped reply is marked, an error names the models to use), not the model's text.
 
 Without the engine these tests skip, except under CI (``CI`` set), where that is a failure.
+A real model writes every reply, so a notebook takes 10-60 s here (07 asks it about twenty
+questions; on a loaded machine up to about 90 s).
 """
 
 from __future__ import annotations
