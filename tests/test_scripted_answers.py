@@ -287,7 +287,8 @@ Check = Callable[[str], bool]
     ("Solve x^2 - 4 = 0.", lambda t: "beyond a single sum" in t),
     ("Translate 'good morning' into French.", lambda t: "cannot translate" in t),
     ("Write a Python function that reverses a list.", lambda t: "does not write code" in t),
-    ("Explain quantum computing.", lambda t: "no facts about quantum computing" in t),
+    ("Explain the Byzantine Empire.", lambda t: "no facts about the Byzantine Empire" in t),
+    ("What's the weather in Hamburg?", lambda t: "no live data" in t and "tool" in t),
     ("Is Pluto a planet? Answer yes or no.", lambda t: "cannot judge yes or no" in t),
 ])  # fmt: skip
 def test_what_the_engine_cannot_do_it_declines(
@@ -297,7 +298,8 @@ def test_what_the_engine_cannot_do_it_declines(
     assert check(text), text
     assert_readable(text)
     if not text[0].isdigit():
-        assert "local scripted engine" in text and "STACKIT_API_KEY" in text
+        assert "local scripted engine" in text
+        assert "STACKIT_API_KEY" in text or "tool" in text  # no model has live data
 
 
 def test_jokes_are_jokes(client: openai.OpenAI) -> None:
@@ -323,6 +325,8 @@ def test_same_request_same_reply(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize(("prompt", "start"), [
     ("Hello", "Hello! I am the local scripted engine"),
+    ("Why do LLMs hallucinate?", "A language model hallucinates when it states something false"),
+    ("What is a context window in an LLM?", "A model's context window is the most tokens"),
     ("Thanks!", "You're welcome!"),
     ("What can you do?", "I am the local scripted engine standing in for a STACKIT model."),
     ("What is the capital of France?", "Paris is the capital of France"),

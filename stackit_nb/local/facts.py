@@ -10,6 +10,8 @@ latest official estimate as of 2024), so they are right in size, not exact to th
 Each topic has plain sentences (most important first), sentences for a young audience (short
 words, short sentences), a gist of at most six words for tight word limits, and list points
 written as "Label: detail" (a list shows them as they are; a table splits them at the colon).
+When two topics match equally, the one listed first wins: the general ones (language models,
+tokens, machine learning, ...) come last, so "Why do LLMs hallucinate?" is about hallucinations.
 """
 
 from __future__ import annotations
@@ -493,145 +495,6 @@ TOPICS: tuple[Topic, ...] = (
         word="Retrieval",
     ),
     Topic(
-        keys=("large language model", "language model", "llm", "chatbot", "gpt"),
-        name="large language models",
-        gist="Models that predict text, token by token.",
-        sentences=(
-            "A large language model (LLM) is a neural network trained on huge amounts of text to "
-            "predict the next token of a text.",
-            "Repeating that prediction token by token lets it write answers, summaries, code and "
-            "translations.",
-            "It has no live knowledge of the world: it can be wrong with confidence, so important "
-            "answers need checking.",
-        ),
-        simple=(
-            "A language model is a computer program that has read a huge amount of text.",
-            "It writes by guessing the next word again and again.",
-            "It can sound sure and still be wrong, so check what it says.",
-        ),
-        points=(
-            "Training: huge amounts of text",
-            "Task: predict the next token",
-            "Uses: answers, summaries, code and translation",
-            "Limits: can be confidently wrong",
-        ),
-        word="Prediction",
-    ),
-    Topic(
-        keys=("token",),
-        name="tokens",
-        gist="Pieces of text a model counts.",
-        sentences=(
-            "A token is the unit of text a language model reads and writes: a word, part of a "
-            "word or a punctuation mark.",
-            "In English, one token is about three quarters of a word on average.",
-            "Prices, rate limits and context lengths are all counted in tokens.",
-        ),
-        simple=(
-            "A token is a small piece of a word.",
-            "Language models read and write text piece by piece.",
-            "Longer texts have more tokens.",
-        ),
-        points=(
-            "Unit: a word, part of a word or a punctuation mark",
-            "Size: about three quarters of an English word on average",
-            "Counts: prices, rate limits and context length",
-        ),
-        word="Subwords",
-    ),
-    Topic(
-        keys=("machine learning",),
-        name="machine learning",
-        gist="Computers learning patterns from data.",
-        sentences=(
-            "Machine learning is a way of building programs that learn patterns from examples "
-            "instead of following hand-written rules.",
-            "A model is trained on data, measured on examples it has not seen, and then used to "
-            "make predictions.",
-            "Spam filters, recommendations and speech recognition are everyday examples.",
-        ),
-        simple=(
-            "Machine learning means a computer learns from examples.",
-            "Show it many examples, and it finds the patterns.",
-            "Then it can make good guesses about new things.",
-        ),
-        points=(
-            "Idea: learn patterns from examples",
-            "Training: fit a model to data",
-            "Testing: measure it on unseen examples",
-            "Examples: spam filters and speech recognition",
-        ),
-        word="Learning",
-    ),
-    Topic(
-        keys=("neural network",),
-        name="neural networks",
-        gist="Layers of simple units learning together.",
-        sentences=(
-            "A neural network is a model made of layers of simple units, each of which weighs "
-            "its inputs and passes on a result.",
-            "Training adjusts the weights step by step so that the network's outputs get closer "
-            "to the right answers.",
-            "Deep networks with many layers power image recognition and language models.",
-        ),
-        simple=(
-            "A neural network is a computer program loosely inspired by the brain.",
-            "It has many small parts that pass numbers to each other.",
-            "With practice it gets better at a task.",
-        ),
-        points=(
-            "Units: each weighs its inputs and passes on a result",
-            "Layers: units are stacked in layers",
-            "Training: weights are adjusted to reduce errors",
-        ),
-        word="Layers",
-    ),
-    Topic(
-        keys=("python",),
-        name="Python",
-        gist="A popular, readable programming language.",
-        sentences=(
-            "Python is a general-purpose programming language known for its readable syntax.",
-            "It is the most common language for data science and machine learning, and Jupyter "
-            "notebooks run it by default.",
-            "Its large ecosystem of packages is installed with pip from the Python Package Index.",
-        ),
-        simple=(
-            "Python is a language for telling computers what to do.",
-            "Its code is easy to read.",
-            "Many scientists use it.",
-        ),
-        points=(
-            "Style: readable syntax",
-            "Uses: data science, automation and the web",
-            "Packages: installed with pip from PyPI",
-        ),
-        word="Programming",
-    ),
-    Topic(
-        keys=("jupyter", "notebook"),
-        name="Jupyter notebooks",
-        gist="Documents mixing code, text and results.",
-        sentences=(
-            "A Jupyter notebook is a document that mixes runnable code, its results and "
-            "explanatory text.",
-            "Code runs cell by cell in a kernel, so you can try an idea and see the result "
-            "right below it.",
-            "Notebooks are saved as .ipynb files, which keep the outputs for others to read.",
-        ),
-        simple=(
-            "A notebook is a page where you can write code and notes together.",
-            "You run the code one box at a time.",
-            "The answers show up right under the code.",
-        ),
-        points=(
-            "Cells: code and text in one document",
-            "Kernel: runs the code cell by cell",
-            "Files: saved as .ipynb with their outputs",
-        ),
-        word="Cells",
-    ),
-    Topic(
         keys=("moon",),
         name="the Moon",
         gist="Earth's only natural satellite.",
@@ -857,6 +720,194 @@ TOPICS: tuple[Topic, ...] = (
         word="Chunks",
     ),
     Topic(
+        keys=("context window", "context length", "context limit"),
+        name="the context window",
+        gist="How much text a model reads.",
+        sentences=(
+            "A model's context window is the most tokens it can take in one request: the prompt "
+            "and the reply together.",
+            "Everything the model should consider, such as the conversation so far or retrieved "
+            "documents, has to fit into it.",
+            "A request over the limit is refused, so long chats and documents are shortened, "
+            "split or summarised first.",
+        ),
+        simple=(
+            "A model can only read so much text at once.",
+            "That amount is its context window.",
+            "Longer texts have to be cut into parts.",
+        ),
+        points=(
+            "Size: the most tokens one request may hold",
+            "Contents: prompt, history and documents together with the reply",
+            "Over the limit: the request is refused",
+            "Remedies: shorten, split or summarise",
+        ),
+        word="Tokens",
+    ),
+    Topic(
+        keys=("hallucination", "hallucinate"),
+        name="hallucinations",
+        gist="Fluent answers that are not true.",
+        sentences=(
+            "A language model hallucinates when it states something false in fluent, confident "
+            "words, such as an invented source or a wrong number.",
+            "It happens because the model predicts likely text, not checked facts.",
+            "Grounding answers in retrieved documents, asking for sources and checking important "
+            "claims reduce the risk.",
+        ),
+        simple=(
+            "Sometimes a language model makes things up.",
+            "It sounds sure, but it is wrong.",
+            "So always check important answers.",
+        ),
+        points=(
+            "What: false statements in confident words",
+            "Why: the model predicts likely text, not facts",
+            "Remedies: retrieval, sources and checking",
+        ),
+        word="Fabrication",
+    ),
+    Topic(
+        keys=("prompt engineering", "system prompt", "few shot"),
+        name="prompt engineering",
+        gist="Writing instructions a model follows well.",
+        sentences=(
+            "Prompt engineering is the craft of writing instructions that get a model to do what "
+            "you want.",
+            "Clear tasks, the audience and format you want, a few examples and the relevant "
+            "context all help.",
+            "A system prompt sets rules that hold for the whole conversation.",
+        ),
+        simple=(
+            "A prompt is what you ask a model.",
+            "Clear and exact questions get better answers.",
+            "Examples help the model see what you mean.",
+        ),
+        points=(
+            "Task: say exactly what to do",
+            "Format: name the form and length of the answer",
+            "Examples: show one or two good answers",
+            "System prompt: rules for the whole conversation",
+        ),
+        word="Instructions",
+    ),
+    Topic(
+        keys=("fine tuning", "fine tune", "finetuning"),
+        name="fine-tuning",
+        gist="Training a model further on examples.",
+        sentences=(
+            "Fine-tuning trains an existing model further on a smaller set of examples, so that it "
+            "adopts their style, format or domain.",
+            "It changes the model's weights, unlike a prompt, which only changes one request.",
+            "For knowledge that changes often, retrieval is usually simpler than fine-tuning.",
+        ),
+        simple=(
+            "Fine-tuning means teaching a trained model a bit more.",
+            "You show it many examples of what you want.",
+            "Afterwards it answers more like those examples.",
+        ),
+        points=(
+            "What: more training on your own examples",
+            "Changes: the model's weights",
+            "Good for: style, format, a narrow domain",
+            "Not for: facts that change often",
+        ),
+        word="Training",
+    ),
+    Topic(
+        keys=("transformer",),
+        name="transformers",
+        gist="The network behind today's language models.",
+        sentences=(
+            "The transformer is the neural network architecture behind today's language models.",
+            "Its attention mechanism lets every token weigh every other token of the input, so it "
+            "can use context from anywhere in a text.",
+            'It was introduced in 2017 in the paper "Attention Is All You Need".',
+        ),
+        simple=(
+            "A transformer is a kind of computer brain for text.",
+            "It looks at all the words at once to see how they fit together.",
+            "Most chatbots are built on it.",
+        ),
+        points=(
+            "Role: the architecture of modern language models",
+            "Attention: each token weighs all the others",
+            "Origin: the 2017 paper Attention Is All You Need",
+        ),
+        word="Attention",
+    ),
+    Topic(
+        keys=("quantum computing", "quantum computer"),
+        name="quantum computing",
+        gist="Computing with qubits and superposition.",
+        sentences=(
+            "Quantum computing uses qubits, which can be in a superposition of 0 and 1, and "
+            "entanglement between them to compute.",
+            "For some problems, such as simulating molecules or factoring large numbers, quantum "
+            "algorithms could be much faster than classical ones.",
+            "Today's machines are small and error-prone, so practical uses are still limited.",
+        ),
+        simple=(
+            "A quantum computer uses tiny particles to calculate.",
+            "Its bits can be 0 and 1 at the same time.",
+            "It may solve some very hard problems one day.",
+        ),
+        points=(
+            "Qubits: superpositions of 0 and 1",
+            "Entanglement: qubits linked to each other",
+            "Promise: molecules, factoring, optimisation",
+            "Today: small machines with many errors",
+        ),
+        word="Qubits",
+    ),
+    Topic(
+        keys=("climate change", "global warming", "greenhouse effect"),
+        name="climate change",
+        gist="Earth warming from greenhouse gases.",
+        sentences=(
+            "Climate change is the long-term warming of Earth's climate, driven mainly by carbon "
+            "dioxide and other greenhouse gases from burning fossil fuels.",
+            "These gases trap heat that would otherwise escape to space.",
+            "Its effects include rising sea levels, more heatwaves and heavy rain, and melting "
+            "glaciers.",
+        ),
+        simple=(
+            "The Earth is getting warmer.",
+            "Gases from burning coal, oil and gas trap heat like a blanket.",
+            "This melts ice and changes the weather.",
+        ),
+        points=(
+            "Cause: greenhouse gases from fossil fuels",
+            "Mechanism: the gases trap heat",
+            "Effects: rising seas, heatwaves, melting glaciers",
+        ),
+        word="Warming",
+    ),
+    Topic(
+        keys=("solar system", "planet"),
+        name="the solar system",
+        gist="The Sun and everything orbiting it.",
+        sentences=(
+            "The solar system is the Sun and everything that orbits it: eight planets, their "
+            "moons, dwarf planets, asteroids and comets.",
+            "The four inner planets (Mercury, Venus, Earth, Mars) are rocky; the four outer ones "
+            "(Jupiter, Saturn, Uranus, Neptune) are giants of gas and ice.",
+            "It formed about 4.6 billion years ago from a collapsing cloud of gas and dust.",
+        ),
+        simple=(
+            "The Sun is in the middle of the solar system.",
+            "Eight planets go around it, and Earth is one of them.",
+            "Some planets are rocky and some are huge balls of gas.",
+        ),
+        points=(
+            "Centre: the Sun",
+            "Inner planets: Mercury, Venus, Earth, Mars",
+            "Outer planets: Jupiter, Saturn, Uranus, Neptune",
+            "Age: about 4.6 billion years",
+        ),
+        word="Planets",
+    ),
+    Topic(
         keys=("stackit",),
         name="STACKIT",
         gist="A European cloud with AI model serving.",
@@ -877,6 +928,145 @@ TOPICS: tuple[Topic, ...] = (
             "Access: an AI Model Serving auth token",
         ),
         word="Cloud",
+    ),
+    Topic(
+        keys=("large language model", "language model", "llm", "chatbot", "gpt"),
+        name="large language models",
+        gist="Models that predict text, token by token.",
+        sentences=(
+            "A large language model (LLM) is a neural network trained on huge amounts of text to "
+            "predict the next token of a text.",
+            "Repeating that prediction token by token lets it write answers, summaries, code and "
+            "translations.",
+            "It has no live knowledge of the world: it can be wrong with confidence, so important "
+            "answers need checking.",
+        ),
+        simple=(
+            "A language model is a computer program that has read a huge amount of text.",
+            "It writes by guessing the next word again and again.",
+            "It can sound sure and still be wrong, so check what it says.",
+        ),
+        points=(
+            "Training: huge amounts of text",
+            "Task: predict the next token",
+            "Uses: answers, summaries, code and translation",
+            "Limits: can be confidently wrong",
+        ),
+        word="Prediction",
+    ),
+    Topic(
+        keys=("token",),
+        name="tokens",
+        gist="Pieces of text a model counts.",
+        sentences=(
+            "A token is the unit of text a language model reads and writes: a word, part of a "
+            "word or a punctuation mark.",
+            "In English, one token is about three quarters of a word on average.",
+            "Prices, rate limits and context lengths are all counted in tokens.",
+        ),
+        simple=(
+            "A token is a small piece of a word.",
+            "Language models read and write text piece by piece.",
+            "Longer texts have more tokens.",
+        ),
+        points=(
+            "Unit: a word, part of a word or a punctuation mark",
+            "Size: about three quarters of an English word on average",
+            "Counts: prices, rate limits and context length",
+        ),
+        word="Subwords",
+    ),
+    Topic(
+        keys=("machine learning",),
+        name="machine learning",
+        gist="Computers learning patterns from data.",
+        sentences=(
+            "Machine learning is a way of building programs that learn patterns from examples "
+            "instead of following hand-written rules.",
+            "A model is trained on data, measured on examples it has not seen, and then used to "
+            "make predictions.",
+            "Spam filters, recommendations and speech recognition are everyday examples.",
+        ),
+        simple=(
+            "Machine learning means a computer learns from examples.",
+            "Show it many examples, and it finds the patterns.",
+            "Then it can make good guesses about new things.",
+        ),
+        points=(
+            "Idea: learn patterns from examples",
+            "Training: fit a model to data",
+            "Testing: measure it on unseen examples",
+            "Examples: spam filters and speech recognition",
+        ),
+        word="Learning",
+    ),
+    Topic(
+        keys=("neural network",),
+        name="neural networks",
+        gist="Layers of simple units learning together.",
+        sentences=(
+            "A neural network is a model made of layers of simple units, each of which weighs "
+            "its inputs and passes on a result.",
+            "Training adjusts the weights step by step so that the network's outputs get closer "
+            "to the right answers.",
+            "Deep networks with many layers power image recognition and language models.",
+        ),
+        simple=(
+            "A neural network is a computer program loosely inspired by the brain.",
+            "It has many small parts that pass numbers to each other.",
+            "With practice it gets better at a task.",
+        ),
+        points=(
+            "Units: each weighs its inputs and passes on a result",
+            "Layers: units are stacked in layers",
+            "Training: weights are adjusted to reduce errors",
+        ),
+        word="Layers",
+    ),
+    Topic(
+        keys=("python",),
+        name="Python",
+        gist="A popular, readable programming language.",
+        sentences=(
+            "Python is a general-purpose programming language known for its readable syntax.",
+            "It is the most common language for data science and machine learning, and Jupyter "
+            "notebooks run it by default.",
+            "Its large ecosystem of packages is installed with pip from the Python Package Index.",
+        ),
+        simple=(
+            "Python is a language for telling computers what to do.",
+            "Its code is easy to read.",
+            "Many scientists use it.",
+        ),
+        points=(
+            "Style: readable syntax",
+            "Uses: data science, automation and the web",
+            "Packages: installed with pip from PyPI",
+        ),
+        word="Programming",
+    ),
+    Topic(
+        keys=("jupyter", "notebook"),
+        name="Jupyter notebooks",
+        gist="Documents mixing code, text and results.",
+        sentences=(
+            "A Jupyter notebook is a document that mixes runnable code, its results and "
+            "explanatory text.",
+            "Code runs cell by cell in a kernel, so you can try an idea and see the result "
+            "right below it.",
+            "Notebooks are saved as .ipynb files, which keep the outputs for others to read.",
+        ),
+        simple=(
+            "A notebook is a page where you can write code and notes together.",
+            "You run the code one box at a time.",
+            "The answers show up right under the code.",
+        ),
+        points=(
+            "Cells: code and text in one document",
+            "Kernel: runs the code cell by cell",
+            "Files: saved as .ipynb with their outputs",
+        ),
+        word="Cells",
     ),
 )
 

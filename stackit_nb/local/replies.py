@@ -47,6 +47,14 @@ _BEYOND = (
         ),
     ),
     (
+        "has no live data (weather, news, prices), so it cannot say",
+        re.compile(
+            r"\b(?:weather|forecast|temperature (?:in|at|outside)|news|stock price|share price|"
+            r"exchange rate)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "cannot translate",
         re.compile(r"\btranslat(?:e|ion)\b", re.IGNORECASE),
     ),
@@ -297,6 +305,12 @@ def _sum(reading: Reading) -> Draft | None:
 def _beyond(reading: Reading) -> Draft | None:
     for what, pattern in _BEYOND:
         if pattern.search(reading.prompt):
+            if "live data" in what:  # no model knows today's weather: that takes a tool
+                return Draft(
+                    "decline",
+                    f"The local scripted engine {what}. A real model has none either: give it a "
+                    "tool that fetches them (tutorial 6 shows how).",
+                )
             return Draft("decline", _decline(f"The local scripted engine {what}."))
     if reading.asked.yes_no:
         return Draft("decline", _decline("The local scripted engine cannot judge yes or no."))
