@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 
@@ -49,6 +50,29 @@ def server(local_server: LocalSTACKIT) -> Iterator[LocalSTACKIT]:
         yield local_server
     local_server.faults.clear()
     local_server.configure(**DEFAULT_SETTINGS)
+
+
+@pytest.fixture
+def reset_server(server: LocalSTACKIT) -> Iterator[LocalSTACKIT]:
+    """``server`` (the environment pointed at it) with no faults, default settings and an empty
+    request log, before and after each test: use it with ``pytest.mark.usefixtures``."""
+    server.faults.clear()
+    server.configure(**DEFAULT_SETTINGS)
+    server.clear_requests()
+    yield server
+    server.faults.clear()
+    server.configure(**DEFAULT_SETTINGS)
+
+
+@pytest.fixture
+def no_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No key or URL in the environment, and no ``connect()`` server left behind."""
+    monkeypatch.delenv("STACKIT_API_KEY", raising=False)
+    monkeypatch.delenv("STACKIT_API_BASE_URL", raising=False)
+    yield
+    conn = importlib.import_module("stackit_nb.connection").current()
+    if conn is not None:
+        conn.stop()
 
 
 @pytest.fixture(scope="session")

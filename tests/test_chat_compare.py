@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -28,13 +27,7 @@ MISSING = "nobody/no-such-model"
 FAKE_MARK = "<!-- message: user; 5 characters -->"
 
 
-@pytest.fixture(autouse=True)
-def _clean(server: LocalSTACKIT) -> Iterator[None]:
-    server.faults.clear()
-    server.clear_requests()
-    yield
-    server.faults.clear()
-    server.configure(ttft=0.0, tokens_per_second=None)
+pytestmark = pytest.mark.usefixtures("reset_server")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import datetime
 import json
 import os
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,7 @@ VISION = "google/gemma-3-27b-it"
 LONG = "Write 2000 tokens about rivers."
 
 
-@pytest.fixture(autouse=True)
-def _clean(server: LocalSTACKIT) -> Iterator[None]:
-    server.faults.clear()
-    server.clear_requests()
-    yield
-    server.faults.clear()
-    server.configure(ttft=0.0, tokens_per_second=None)
+pytestmark = pytest.mark.usefixtures("reset_server")
 
 
 @pytest.fixture

@@ -22,15 +22,7 @@ from stackit_nb.local import LocalSTACKIT
 STACKIT_URL = "https://api.openai-compat.model-serving.eu01.onstackit.cloud/v1"
 
 
-@pytest.fixture(autouse=True)
-def _no_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts without a key or URL and leaves no server behind."""
-    monkeypatch.delenv("STACKIT_API_KEY", raising=False)
-    monkeypatch.delenv("STACKIT_API_BASE_URL", raising=False)
-    yield
-    conn = importlib.import_module("stackit_nb.connection").current()
-    if conn is not None:
-        conn.stop()
+pytestmark = pytest.mark.usefixtures("no_backend")
 
 
 def test_without_key_starts_a_local_server(capsys: pytest.CaptureFixture) -> None:

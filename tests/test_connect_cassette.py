@@ -7,12 +7,10 @@ components are built with their defaults, as in the documentation, and never kno
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,14 +25,7 @@ CHAT = "google/gemma-3-27b-it"
 EMBED = "intfloat/e5-mistral-7b-instruct"
 
 
-@pytest.fixture(autouse=True)
-def _no_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("STACKIT_API_KEY", raising=False)
-    monkeypatch.delenv("STACKIT_API_BASE_URL", raising=False)
-    yield
-    conn = importlib.import_module("stackit_nb.connection").current()
-    if conn is not None:
-        conn.stop()
+pytestmark = pytest.mark.usefixtures("no_backend")
 
 
 def lesson() -> dict[str, object]:

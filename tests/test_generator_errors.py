@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
@@ -35,11 +34,7 @@ from stackit_nb.local import LocalSTACKIT
 CHAT = "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8"
 
 
-@pytest.fixture(autouse=True)
-def _clean(server: LocalSTACKIT) -> Iterator[None]:
-    yield
-    server.faults.clear()
-    server.configure(error_shape="openai")
+pytestmark = pytest.mark.usefixtures("reset_server")
 
 
 def no_retries(model: str = CHAT, **kwargs: object) -> STACKITChatGenerator:

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -23,11 +22,7 @@ REASONER = "openai/gpt-oss-20b"
 EMBED = "intfloat/e5-mistral-7b-instruct"
 
 
-@pytest.fixture(autouse=True)
-def _clean(server: LocalSTACKIT) -> Iterator[None]:
-    yield
-    server.faults.clear()
-    server.configure(ttft=0.0, tokens_per_second=None, reasoning_field="both")
+pytestmark = pytest.mark.usefixtures("reset_server")
 
 
 def test_streamed_reply_has_usage_by_default(server: LocalSTACKIT) -> None:

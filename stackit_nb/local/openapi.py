@@ -271,33 +271,26 @@ GET_MODEL: Responses = {
     **_UNAUTHORIZED,
     **_NOT_FOUND,
 }
+
+
+def _event_stream(model: str) -> dict[str, Any]:
+    """Open API 3.1 for server-sent events: the schema describes each event, ``model`` or
+    ``[DONE]``."""
+    event = {
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": _REF.format(model=model)},
+    }
+    data = {"oneOf": [{"const": "[DONE]"}, event]}
+    schema = {"type": "object", "required": ["data"], "properties": {"data": data}}
+    return {"text/event-stream": {"schema": schema}}
+
+
 CHAT_COMPLETIONS: Responses = {
     200: {
         "model": ChatCompletion,
         "description": "A completion; with `stream: true`, server-sent events instead: one "
         "`chat.completion.chunk` per event, then `data: [DONE]`.",
-        "content": {
-            "text/event-stream": {
-                # Open API 3.1: for an event stream, the schema describes each event.
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {
-                        "data": {
-                            "oneOf": [
-                                {"const": "[DONE]"},
-                                {
-                                    "contentMediaType": "application/json",
-                                    "contentSchema": {
-                                        "$ref": _REF.format(model="ChatCompletionChunk")
-                                    },
-                                },
-                            ]
-                        }
-                    },
-                }
-            }
-        },
+        "content": _event_stream("ChatCompletionChunk"),
     },
     **_BAD_BODY,
     **_UNAUTHORIZED,
@@ -308,25 +301,7 @@ COMPLETIONS: Responses = {
         "model": TextCompletion,
         "description": "A text completion; with `stream: true`, server-sent events instead: one "
         "`text_completion` per event, then `data: [DONE]`.",
-        "content": {
-            "text/event-stream": {
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {
-                        "data": {
-                            "oneOf": [
-                                {"const": "[DONE]"},
-                                {
-                                    "contentMediaType": "application/json",
-                                    "contentSchema": {"$ref": _REF.format(model="TextCompletion")},
-                                },
-                            ]
-                        }
-                    },
-                }
-            }
-        },
+        "content": _event_stream("TextCompletion"),
     },
     **_BAD_BODY,
     **_UNAUTHORIZED,
