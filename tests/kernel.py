@@ -359,3 +359,19 @@ def _timestamp(date: Any) -> float:
 def frontend_messages(messages: Iterable[Message]) -> Iterator[Message]:
     """Only the messages that carry data to a front end (see :data:`FRONTEND_TYPES`)."""
     return (m for m in messages if m.msg_type in FRONTEND_TYPES)
+
+
+def stream_sections(messages: Messages, comm_id: str | None = None) -> dict[int, str]:
+    """What StreamingDisplay's front end (stream.js) builds from its custom messages: section id
+    -> body HTML. Offsets count UTF-16 code units, as JavaScript strings do."""
+    frozen: dict[int, bytes] = {}
+    tails: dict[int, bytes] = {}
+    for payload in messages.customs(comm_id):
+        for op in payload["ops"]:
+            if op[0] == "s":
+                frozen[op[1]], tails[op[1]] = b"", b""
+            elif op[0] == "b":
+                tail = tails[op[1]][: 2 * op[2]] + op[3].encode("utf-16-le")
+                frozen[op[1]] += tail[: 2 * op[4]]
+                tails[op[1]] = tail[2 * op[4] :]
+    return {k: (frozen[k] + tails[k]).decode("utf-16-le") for k in frozen}

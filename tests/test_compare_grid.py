@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from kernel import KernelSession, Messages
+from kernel import KernelSession, Messages, stream_sections
 
 from stackit_nb.widgets._safe_markdown import render_markdown
 
@@ -39,17 +39,8 @@ def bodies(messages: Messages) -> dict[str, str]:
     """What stream.js builds in each column: comm id -> the concatenated section bodies."""
     built: dict[str, str] = {}
     for comm_id in {m.comm_id for m in messages.select("comm_msg") if m.custom is not None}:
-        frozen: dict[int, bytes] = {}
-        tails: dict[int, bytes] = {}
-        for payload in messages.customs(comm_id):
-            for op in payload["ops"]:
-                if op[0] == "s":
-                    frozen[op[1]], tails[op[1]] = b"", b""
-                elif op[0] == "b":
-                    tail = tails[op[1]][: 2 * op[2]] + op[3].encode("utf-16-le")
-                    frozen[op[1]] += tail[: 2 * op[4]]
-                    tails[op[1]] = tail[2 * op[4] :]
-        built[comm_id] = "".join((frozen[k] + tails[k]).decode("utf-16-le") for k in sorted(frozen))
+        sections = stream_sections(messages, comm_id)
+        built[comm_id] = "".join(sections[k] for k in sorted(sections))
     return built
 
 

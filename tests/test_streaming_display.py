@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from haystack.dataclasses import StreamingChunk
-from kernel import KernelSession, Messages
+from kernel import KernelSession, Messages, stream_sections
 
 from stackit_nb.local import LocalSTACKIT
 from stackit_nb.widgets import StreamingDisplay
@@ -87,17 +87,7 @@ def kernel() -> Iterator[KernelSession]:
 
 def frontend(messages: Messages) -> dict[int, str]:
     """What stream.js builds from the custom messages: section id -> body HTML (UTF-16 aware)."""
-    frozen: dict[int, bytes] = {}
-    tails: dict[int, bytes] = {}
-    for payload in messages.customs():
-        for op in payload["ops"]:
-            if op[0] == "s":
-                frozen[op[1]], tails[op[1]] = b"", b""
-            elif op[0] == "b":
-                tail = tails[op[1]][: 2 * op[2]] + op[3].encode("utf-16-le")
-                frozen[op[1]] += tail[: 2 * op[4]]
-                tails[op[1]] = tail[2 * op[4] :]
-    return {k: (frozen[k] + tails[k]).decode("utf-16-le") for k in frozen}
+    return stream_sections(messages)
 
 
 def static_outputs(run: Any) -> list[dict[str, Any]]:
