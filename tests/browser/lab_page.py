@@ -390,6 +390,19 @@ class BrowserPage:
         self.opened.append(notebook)
         return notebook.open()
 
+    def save_and_reopen(self, notebook: NotebookPage, path: Path) -> NotebookPage:
+        """Save ``notebook`` (whose file is ``path``) with Ctrl+S, wait until its second cell's
+        outputs are in the file, reload JupyterLab and open the notebook again from the file."""
+        notebook.cell(0).locator(".jp-InputArea-editor").click()
+        self.page.keyboard.press("Control+s")
+        deadline = time.monotonic() + 20
+        while not nbformat.read(path, as_version=4).cells[1].outputs:
+            assert time.monotonic() < deadline, "the notebook was not saved"
+            notebook.pause(0.1)
+        self.opened.remove(notebook)
+        self.load()
+        return self.open(path.relative_to(self.lab.root).as_posix())
+
     def close_all(self) -> None:
         """Close what the test opened; reload the page if that fails (e.g. a stuck dialog)."""
         try:

@@ -11,10 +11,8 @@ chooses (no timing to hope for).
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
 from playwright.sync_api import Page
 
@@ -154,15 +152,7 @@ def test_code_and_math_live_saved_and_after_reload(browser_page: BrowserPage) ->
         browser_page.screenshot("code_and_math-saved")
 
         # saved and reopened: the copy from the file, with its code, formulas and Copy buttons
-        notebook.cell(0).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Control+s")
-        deadline = time.monotonic() + 20
-        while not nbformat.read(path, as_version=4).cells[1].outputs:
-            assert time.monotonic() < deadline, "the notebook was not saved"
-            notebook.pause(0.1)
-        browser_page.opened.remove(notebook)
-        browser_page.load()
-        notebook = browser_page.open(NAME)
+        notebook = browser_page.save_and_reopen(notebook, path)
         check_saved(notebook, saved)
         assert keyword_colour(page, saved) == LIGHT_KEYWORD
         page.locator(f"{saved} .snb-math-display").scroll_into_view_if_needed()

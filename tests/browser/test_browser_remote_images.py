@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import nbformat
 import pytest
 from playwright.sync_api import Request, Route
 
@@ -140,15 +139,7 @@ def test_no_remote_image_loads_live_or_after_reload(
             assert f"[image: {label}]" in live, live
 
         # saved and reopened: the reply's saved copy is shown from the file
-        notebook.cell(0).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Control+s")
-        deadline = time.monotonic() + 20
-        while not nbformat.read(path, as_version=4).cells[1].outputs:
-            assert time.monotonic() < deadline, "the notebook was not saved"
-            notebook.pause(0.1)
-        browser_page.opened.remove(notebook)
-        browser_page.load()
-        notebook = browser_page.open(NAME)
+        notebook = browser_page.save_and_reopen(notebook, path)
         saved = notebook.output(1).locator(".snb-reply:not(.snb-live)")
         saved.wait_for()
         check_nothing_loaded(page_requests, logging_server, notebook, "/control-reload.png")
