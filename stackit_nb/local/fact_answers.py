@@ -11,6 +11,8 @@ import re
 
 from stackit_nb.local import compose, knowledge
 
+#: What a refusal adds: where a real answer comes from.
+REAL_MODEL = "With STACKIT_API_KEY set, the same code asks a real model."
 _DESCRIBE_CITY = re.compile(r"\b(?:describe|tell me about|what is|about)\b", re.IGNORECASE)
 
 
@@ -25,10 +27,7 @@ def unknown(subject: str) -> compose.Material:
         first = "The local scripted engine cannot answer this from its small fact table"
     else:
         first = f"The local scripted engine has no facts about {subject} in its small table"
-    sentences = [
-        f"{first}, so it will not guess.",
-        "With STACKIT_API_KEY set, the same code asks a real model.",
-    ]
+    sentences = [f"{first}, so it will not guess.", REAL_MODEL]
     return compose.Material(sentences, subject)
 
 

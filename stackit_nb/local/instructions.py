@@ -91,7 +91,6 @@ class Instructions:
     yes_no: bool = False
     json: bool = False
     simple: bool = False  # a young or new audience: short words and sentences
-    audience: str | None = None
     brief: bool = False
     length: int | None = None  # "write 600 tokens about ...": an exact length ...
     length_unit: str | None = None  # ... in "tokens" or "words"
@@ -151,7 +150,7 @@ def _apply(result: Instructions, text: str) -> str:
     if cut(_JSON, "json") is not None:
         result.json = True
     if (m := cut(_CHILD, "young audience")) is not None:
-        result.simple, result.audience = True, m[0].strip()
+        result.simple = True
     if _BRIEF.search(text):
         result.brief = True
         text = _BRIEF.sub(" ", text)

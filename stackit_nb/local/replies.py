@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -37,9 +37,11 @@ _SUM = re.compile(
     r"\s*(?:=\s*)?\??\s*$",
     re.IGNORECASE,
 )
+# What the engine cannot do: the refusal, what to do instead, and the prompts it applies to.
 _BEYOND = (
     (
         "does not do arithmetic beyond a single sum, so it will not guess a result",
+        fact_answers.REAL_MODEL,
         re.compile(
             r"\d\s*[-+*/^×÷]\s*\(?\s*\d[^a-z]*[-+*/^×÷]\s*\d|\b(?:solve|equation|integral|"
             r"derivative|factori[sz]e|square root|logarithm|prove)\b|\bhow many\b.*\d.*\d",
@@ -48,6 +50,8 @@ _BEYOND = (
     ),
     (
         "has no live data (weather, news, prices), so it cannot say",
+        # no model knows today's weather by itself: that takes a tool
+        "A real model has none either: give it a tool that fetches them (tutorial 6 shows how).",
         re.compile(
             r"\b(?:weather|forecast|temperature (?:in|at|outside)|news|stock price|share price|"
             r"exchange rate)\b",
@@ -56,10 +60,12 @@ _BEYOND = (
     ),
     (
         "cannot translate",
+        fact_answers.REAL_MODEL,
         re.compile(r"\btranslat(?:e|ion)\b", re.IGNORECASE),
     ),
     (
         "does not write code",
+        fact_answers.REAL_MODEL,
         re.compile(
             r"\b(?:write|create|generate|give me|implement)\b.{0,40}\b(?:code|function|script|"
             r"program|class|regex|sql query|snippet)\b",
@@ -279,13 +285,10 @@ def _long(reading: Reading) -> Draft | None:
     amount = min(asked.length, MAX_GENERATED_TOKENS)
     material = _material(reading) or _unknown_material(reading)
     gist = [material.gist] if material.gist else []
-    sentences = chain(material.sentences, gist, _general(material, reading))
+    general = prose.general_sentences(material.subject, reading.variant)
+    sentences = chain(material.sentences, gist, general)
     text = prose.exact_length(sentences, amount, asked.length_unit or "words")
     return Draft("long", text, material=material)
-
-
-def _general(material: compose.Material, reading: Reading) -> Iterator[str]:
-    return prose.general_sentences(material.subject, reading.variant)
 
 
 def _sum(reading: Reading) -> Draft | None:
@@ -303,22 +306,15 @@ def _sum(reading: Reading) -> Draft | None:
 
 
 def _beyond(reading: Reading) -> Draft | None:
-    for what, pattern in _BEYOND:
+    for what, instead, pattern in _BEYOND:
         if pattern.search(reading.prompt):
-            if "live data" in what:  # no model knows today's weather: that takes a tool
-                return Draft(
-                    "decline",
-                    f"The local scripted engine {what}. A real model has none either: give it a "
-                    "tool that fetches them (tutorial 6 shows how).",
-                )
-            return Draft("decline", _decline(f"The local scripted engine {what}."))
+            return Draft("decline", f"The local scripted engine {what}. {instead}")
     if reading.asked.yes_no:
-        return Draft("decline", _decline("The local scripted engine cannot judge yes or no."))
+        return Draft(
+            "decline",
+            f"The local scripted engine cannot judge yes or no. {fact_answers.REAL_MODEL}",
+        )
     return None
-
-
-def _decline(first: str) -> str:
-    return f"{first} With STACKIT_API_KEY set, the same code asks a real model."
 
 
 def _known(reading: Reading) -> Draft | None:
