@@ -386,3 +386,15 @@ def test_a_young_audience_in_the_prompt_gets_the_simple_sentences(
     assert young != adult.choices[0].message.content
     found = sentences(young)
     assert sum(len(s.split()) for s in found) / len(found) <= 14, young
+
+
+def test_a_recipe_is_what_you_need_then_numbered_steps(client: openai.OpenAI) -> None:
+    text = chat(client, "A recipe for pancakes.").choices[0].message.content or ""
+    intro, steps, end = text.split("\n\n")
+    assert intro == (
+        "You need 200 g flour, 2 eggs, 300 ml milk, 1 pinch of salt and butter for 4 servings "
+        "of pancakes."
+    )
+    recipe = next(r for r in facts.RECIPES if r.title == "Pancakes")
+    assert steps.splitlines() == [f"{i}. {s}" for i, s in enumerate(recipe.steps, 1)]
+    assert end == "All in all, this takes about 25 minutes."
